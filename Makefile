@@ -1,0 +1,90 @@
+# Every target does its own set-up: on a fresh machine with Python 3.11, Node 20 and pip,
+# `make demo` and `make test` are the only two commands you need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+TOOLS := build/tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+STAGE ?= dev
+PYTEST_ARGS ?=
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+
+.PHONY: help install lint format typecheck test test-unit test-infra test-localcloud test-emulator \
+        test-e2e synth demo dev emulator deploy diff bench browser-deps clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==0.13.8
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --quiet
+	@touch $@
+
+install: $(VENV)/.synced ## create .venv from uv.lock (pinned, no resolution)
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+lint: install ## ruff lint + format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install ## apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+typecheck: install ## mypy (strict) over the shipped and local code
+	$(VENV)/bin/mypy infra functions/billpay local app.py
+
+browser-deps: ## Debian's Chromium for the Link page browser test
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: lint typecheck synth browser-deps ## everything CI runs: lint, types, every test tier
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: install ## unit tier only (sockets blocked)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-infra: install ## CDK assertions and cdk-nag
+	$(PY) -m pytest tests/infra $(PYTEST_ARGS)
+
+test-localcloud: synth ## the synthesized template running on the local cloud
+	$(PY) -m pytest tests/localcloud $(PYTEST_ARGS)
+
+test-emulator: install browser-deps ## Codat emulator contract tests through the real SDK
+	$(PY) -m pytest tests/emulator $(PYTEST_ARGS)
+
+test-e2e: synth ## the journey through the local API
+	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+synth: install ## synthesize into cdk.out; builds the dependency layer with pip, no Docker (cached by hash)
+	$(PY) app.py -c stage=$(STAGE)
+
+demo: synth ## run the whole journey locally (local cloud + Codat emulator)
+	$(PY) -m localcloud demo
+
+dev: synth ## keep the local cloud running (moto + local API on 127.0.0.1)
+	$(PY) -m localcloud dev
+
+emulator: install ## run the Codat emulator on 127.0.0.1
+	$(PY) -m codat_emulator
+
+bench: synth ## run the benchmarks (figures go to docs/benchmarks.md by hand)
+	$(PY) -m benchmarks
+
+deploy: install node_modules/.installed ## deploy to AWS with the pinned CDK CLI
+	npx cdk deploy --all -c stage=$(STAGE)
+
+diff: install node_modules/.installed ## diff against the deployed stacks
+	npx cdk diff --all -c stage=$(STAGE)
+
+clean: ## remove build output (keeps .venv)
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
