@@ -1,0 +1,191 @@
+"""moto with real Lambda handlers and fast Step Functions; every patch into moto internals is here.
+
+moto is pinned exactly (see pyproject.toml) because the patches below reach into its internals.
+tests/localcloud/test_moto_patches.py asserts each internal we rely on still exists and behaves, so
+a moto upgrade that breaks a patch fails loudly instead of silently running the echo Lambda.
+
+Patches (installed once, idempotently, by `install_patches`):
+1. `LambdaFunction._invoke_lambda` -> `lambda_runner.run_function`: moto only runs code in Docker;
+   every invocation path (Invoke, Step Functions tasks, event-source mappings, EventBridge targets)
+   ends in this one method, so replacing it runs the real handlers everywhere.
+2. `LambdaFunction.invoke`: moto flags a failed invocation `FunctionError: Handled`; Lambda reports
+   an uncaught exception as `Unhandled`, which is what Step Functions and API Gateway react to.
+3. `LambdaSimpleBackend.invoke` delegates to the real backend: under the config
+   `{"lambda": {"use_docker": False}}` moto would otherwise echo the payload without running code.
+4. `moto.stepfunctions.models.stepfunctions_backends` -> the executing parser backends: moto's
+   CloudFormation registers state machines in the non-executing backend, so a state machine deployed
+   from a template would be invisible to the executing API (moto bug).
+5. Wait states and Retry back-off honour a time scale (`set_time_scale`), so a 60 s Wait takes 60 ms
+   in tests. `TimeoutSeconds` and Lambda timeouts stay real time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+import types
+from collections.abc import Iterator
+from typing import Any
+
+import moto
+from moto import mock_aws
+from moto.awslambda import models as lambda_models
+from moto.awslambda_simple import models as lambda_simple_models
+from moto.core.config import DefaultConfig
+from moto.stepfunctions import models as sfn_models
+from moto.stepfunctions.parser import models as sfn_parser_models
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+
+from localcloud import lambda_runner
+
+LOG = logging.getLogger(__name__)
+
+PINNED_MOTO_VERSION = "5.2.5"
+DEFAULT_ACCOUNT_ID = "123456789012"
+DEFAULT_REGION = "us-east-1"
+
+# The moto configuration the local cloud always runs with: state machines execute, and Lambda uses
+# the regular backend (whose `_invoke_lambda` we replace) rather than the echoing "simple" one.
+MOTO_CONFIG: DefaultConfig = {
+    "stepfunctions": {"execute_state_machine": True},
+    "lambda": {"use_docker": True},
+}
+
+_patch_lock = threading.Lock()
+_patches_installed = False
+_time_scale = 1.0
+
+
+def set_time_scale(scale: float) -> None:
+    """Scale every Wait state and Retry interval (1.0 = real time, 0.001 = 1000 times faster)."""
+    if not scale > 0:
+        raise ValueError(f"time scale must be positive, got {scale!r}")
+    global _time_scale
+    _time_scale = scale
+
+
+def time_scale() -> float:
+    return _time_scale
+
+
+# --- patch 1 and 2: Lambda ---------------------------------------------------------------------
+
+
+def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+    return lambda_runner.run_function(self, event)
+
+
+_original_function_invoke = lambda_models.LambdaFunction.invoke
+
+
+def _function_invoke(
+    self: Any, body: str, request_headers: Any, response_headers: Any
+) -> str | bytes:
+    result: str | bytes = _original_function_invoke(self, body, request_headers, response_headers)
+    if response_headers.get("x-amz-function-error") == "Handled":
+        response_headers["x-amz-function-error"] = "Unhandled"
+    return result
+
+
+# --- patch 3: the "simple" Lambda backend ------------------------------------------------------
+
+
+def _simple_backend_invoke(
+    self: Any,
+    function_name: str,
+    qualifier: str | None,
+    body: Any,
+    headers: Any,
+    response_headers: Any,
+) -> str | bytes | None:
+    result: str | bytes | None = lambda_models.LambdaBackend.invoke(
+        self, function_name, qualifier, body, headers, response_headers
+    )
+    return result
+
+
+# --- patch 5: time compression -----------------------------------------------------------------
+
+
+def _scaled_wait_interval(self: Any, env: Any, wait_seconds: float) -> None:
+    # moto's version re-enters on int-rounded remainders, which never ends for fractional waits;
+    # this one waits until a monotonic deadline or until the execution stops (StopExecution sets
+    # program_state_event and flips is_running).
+    deadline = time.monotonic() + max(wait_seconds, 0) * _time_scale
+    while env.is_running():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        if env.program_state_event.wait(remaining) and env.is_running():
+            # An unrelated state change woke us; keep waiting without spinning.
+            time.sleep(min(remaining, 0.005))
+
+
+class _ScaledSleepTime(types.ModuleType):
+    """Stands in for the `time` module inside moto's retrier: `sleep` honours the time scale."""
+
+    def __init__(self) -> None:
+        super().__init__("time")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        time.sleep(max(seconds, 0) * _time_scale)
+
+
+def install_patches() -> None:
+    """Apply every patch once. Raises if moto is not the pinned version."""
+    global _patches_installed
+    with _patch_lock:
+        if _patches_installed:
+            return
+        if moto.__version__ != PINNED_MOTO_VERSION:
+            raise RuntimeError(
+                f"localcloud patches moto internals and is pinned to moto=={PINNED_MOTO_VERSION}, "
+                f"found {moto.__version__}; re-run tests/localcloud/test_moto_patches.py after "
+                "updating the patches in localcloud/moto_runtime.py"
+            )
+        lambda_models.LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
+        lambda_models.LambdaFunction.invoke = _function_invoke  # type: ignore[method-assign]
+        lambda_simple_models.LambdaSimpleBackend.invoke = _simple_backend_invoke  # type: ignore[method-assign]
+        sfn_models.stepfunctions_backends = sfn_parser_models.stepfunctions_parser_backends  # type: ignore[assignment]
+        wait_function.WaitFunction._wait_interval = _scaled_wait_interval  # type: ignore[method-assign]
+        retrier_decl.time = _ScaledSleepTime()  # type: ignore[attr-defined]
+        _patches_installed = True
+
+
+def patches_installed() -> bool:
+    return _patches_installed
+
+
+@contextlib.contextmanager
+def in_process_moto(region: str = DEFAULT_REGION) -> Iterator[None]:
+    """moto in this process (`mock_aws`), patched, with fake credentials; boto3 is intercepted."""
+    install_patches()
+    lambda_runner.configure(mode=lambda_runner.RunnerMode.IN_PROCESS, moto_endpoint=None)
+    fake_env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+    }
+    saved = {key: os.environ.get(key) for key in [*fake_env, "AWS_ENDPOINT_URL"]}
+    os.environ.update(fake_env)
+    # A stray endpoint would send handler calls past mock_aws to a real socket.
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    try:
+        with mock_aws(config=MOTO_CONFIG):
+            yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
