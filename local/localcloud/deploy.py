@@ -415,9 +415,10 @@ def prepare_template(
     missing = unsupported_types(template)
     if missing:
         raise DeployError(
-            f"stack {stack} uses resource types the local cloud cannot deploy: {', '.join(missing)}."
-            " Add a handling for each to localcloud/deploy.py HANDLED_TYPES (strip with a reason, or"
-            " emulate through the API), or change the stack"
+            f"stack {stack} uses resource types the local cloud cannot deploy: "
+            f"{', '.join(missing)}. Add a handling for each to HANDLED_TYPES in "
+            "localcloud/deploy.py (strip with a reason, or emulate through the API), "
+            "or change the stack"
         )
     body = copy.deepcopy(template)
     resources: dict[str, Any] = body.get("Resources", {})
@@ -461,7 +462,7 @@ def prepare_template(
 
 
 def _literal(value: Any, where: str) -> Any:
-    """`value` unchanged when it holds no intrinsic function (which only CloudFormation resolves)."""
+    """`value` unchanged if it holds no intrinsic function (only CloudFormation resolves those)."""
     if isinstance(value, dict):
         if any(key == "Ref" or key.startswith("Fn::") for key in value):
             raise DeployError(f"{where} must be a literal to be emulated locally, got {value}")
@@ -590,11 +591,12 @@ def _layer_version_arn(lambda_client: Any, stack: DeployedStack, layer: Any, whe
     ]
     if len(candidates) != 1:
         raise DeployError(f"{where}: found {len(candidates)} layers for {logical_id}")
-    return candidates[0]
+    arn: str = candidates[0]
+    return arn
 
 
 def attach_layers(clients: ClientFactory, stack: DeployedStack) -> int:
-    """Give each function its layers; moto's CloudFormation ignores `Layers` on AWS::Lambda::Function.
+    """Give each function its layers (moto's CloudFormation ignores a function's `Layers`).
 
     Returns how many functions were updated.
     """
