@@ -1,0 +1,51 @@
+"""The companies table (DynamoDB): the only module that reads or writes it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from billpay.models.company import CompanyRecord
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+class DynamoCompanyRepository:
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def get(self, company_id: str) -> CompanyRecord | None:
+        answer = self._client.get_item(
+            TableName=self._table,
+            Key={"companyId": {"S": company_id}},
+            ConsistentRead=True,
+        )
+        item = answer.get("Item")
+        if item is None:
+            return None
+        return CompanyRecord.model_validate(_from_dynamo(item))
+
+    def create(self, record: CompanyRecord) -> bool:
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=_to_dynamo(record.to_item()),
+                ConditionExpression="attribute_not_exists(companyId)",
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+
+def _to_dynamo(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: _serializer.serialize(value) for key, value in item.items()}
+
+
+def _from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: _deserializer.deserialize(value) for key, value in item.items()}

@@ -1,0 +1,24 @@
+"""Environment variables, validated once per cold start (names in infra/constants.py)."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    stage: str = Field(alias="STAGE", min_length=1)
+    companies_table: str = Field(alias="COMPANIES_TABLE", min_length=1)
+    onboarding_state_machine_arn: str | None = Field(
+        default=None, alias="ONBOARDING_STATE_MACHINE_ARN"
+    )
+
+
+@cache
+def settings() -> Settings:
+    """Read lazily, so that importing a handler never fails and tests can set the env first."""
+    return Settings.model_validate(os.environ)

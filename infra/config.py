@@ -1,0 +1,76 @@
+"""Typed stage settings. A stage is chosen at synth time with `-c stage=<name>`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+StageName = Literal["dev", "prod"]
+
+
+class StageConfig(BaseModel):
+    """Everything that differs between stages, validated before any construct is built."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stage: StageName
+    # Stateful resources outlive a `cdk destroy` in prod: customers' money depends on their history.
+    retain_data: bool
+    log_retention_days: Literal[7, 14, 30, 90, 180, 365]
+    lambda_memory_mb: int = Field(ge=128, le=10240)
+    lambda_timeout_seconds: int = Field(ge=3, le=900)
+    # Base URL of the Codat API; the local cloud points it at the emulator.
+    codat_base_url: HttpUrl
+    # Throttling on the public API stage (requests per second, burst).
+    api_rate_limit: int = Field(ge=1)
+    api_burst_limit: int = Field(ge=1)
+    alarm_email: str | None = None
+
+    @property
+    def prefix(self) -> str:
+        return f"BillPay-{self.stage}"
+
+
+STAGES: dict[str, StageConfig] = {
+    "dev": StageConfig(
+        stage="dev",
+        retain_data=False,
+        log_retention_days=14,
+        lambda_memory_mb=512,
+        lambda_timeout_seconds=29,
+        codat_base_url=HttpUrl("https://api.codat.io"),
+        api_rate_limit=50,
+        api_burst_limit=100,
+    ),
+    "prod": StageConfig(
+        stage="prod",
+        retain_data=True,
+        log_retention_days=365,
+        lambda_memory_mb=1024,
+        lambda_timeout_seconds=29,
+        codat_base_url=HttpUrl("https://api.codat.io"),
+        api_rate_limit=200,
+        api_burst_limit=400,
+    ),
+}
+
+
+def load_stage(name: str | None, overrides: str | dict[str, Any] | None = None) -> StageConfig:
+    """Resolve a stage by name (default dev) and apply overrides from the `config` context
+    (a JSON object, e.g. `-c 'config={"alarm_email": "ops@example.com"}'`)."""
+    stage = name or "dev"
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}: expected one of {sorted(STAGES)}")
+    base = STAGES[stage]
+    if isinstance(overrides, str):
+        try:
+            overrides = json.loads(overrides)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"context 'config' is not a JSON object: {exc}") from exc
+    if not overrides:
+        return base
+    if not isinstance(overrides, dict):
+        raise ValueError("context 'config' must be a JSON object")
+    return StageConfig.model_validate({**base.model_dump(), **overrides})

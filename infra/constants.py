@@ -1,0 +1,26 @@
+"""Every name the stacks, functions and tests share. Change a name here, nowhere else."""
+
+from __future__ import annotations
+
+# Lambda handler entry points (module paths inside the `functions/` code asset).
+API_HANDLER = "billpay.handlers.api.handler"
+REGISTER_COMPANY_HANDLER = "billpay.handlers.onboarding.register_company"
+
+# Environment variable names the functions read (validated by billpay.settings).
+ENV_COMPANIES_TABLE = "COMPANIES_TABLE"
+ENV_ONBOARDING_STATE_MACHINE_ARN = "ONBOARDING_STATE_MACHINE_ARN"
+ENV_CODAT_BASE_URL = "CODAT_BASE_URL"
+ENV_CODAT_API_KEY_SECRET_ARN = "CODAT_API_KEY_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
+ENV_EVENT_BUS_NAME = "EVENT_BUS_NAME"
+ENV_STAGE = "STAGE"
+
+# CloudFormation output ids (stable: the local cloud, tests and operators read them).
+OUTPUT_API_URL = "ApiUrl"
+OUTPUT_COMPANIES_TABLE = "CompaniesTableName"
+OUTPUT_ONBOARDING_STATE_MACHINE_ARN = "OnboardingStateMachineArn"
+OUTPUT_EVENT_BUS_NAME = "EventBusName"
+OUTPUT_CODAT_API_KEY_SECRET_ARN = "CodatApiKeySecretArn"  # noqa: S105 - an output id, not a secret
+OUTPUT_ALARM_TOPIC_ARN = "AlarmTopicArn"
+
+# Paths of the product backend API.
+ROUTE_COMPANIES = "companies"

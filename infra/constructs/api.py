@@ -1,0 +1,158 @@
+"""The product backend's REST API: IAM-authorized, validated at the edge, logged, throttled, WAF'd."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_wafv2 as wafv2
+from constructs import Construct
+
+# The gateway rejects a malformed body before Lambda runs; the function validates it again with the
+# same pattern, for calls that do not come through the gateway.
+from billpay.models.company import COMPANY_ID_PATTERN
+from infra import constants
+from infra.config import StageConfig
+from infra.constructs.common import acknowledge, log_group
+
+
+class ProductApi(Construct):
+    """REST API the product backend calls with SigV4 (AWS_IAM) to onboard SMBs and pay bills."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        handler: lambda_.IFunction,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        access_logs = log_group(self, "AccessLogs", config)
+        self.api = apigw.RestApi(
+            self,
+            "Api",
+            rest_api_name=f"{config.prefix}-api",
+            description="Codat Bill Pay integration: product backend API",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            cloud_watch_role=True,
+            deploy_options=apigw.StageOptions(
+                stage_name=config.stage,
+                access_log_destination=apigw.LogGroupLogDestination(access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,  # request bodies carry SMB financial data
+                metrics_enabled=True,
+                tracing_enabled=True,
+                throttling_rate_limit=config.api_rate_limit,
+                throttling_burst_limit=config.api_burst_limit,
+            ),
+            default_method_options=apigw.MethodOptions(
+                authorization_type=apigw.AuthorizationType.IAM
+            ),
+        )
+        self._acknowledge_account_role()
+        validator = self.api.add_request_validator(
+            "Validator", validate_request_body=True, validate_request_parameters=True
+        )
+        integration = apigw.LambdaIntegration(handler)
+
+        start_onboarding = self.api.add_model(
+            "StartOnboarding",
+            content_type="application/json",
+            schema=apigw.JsonSchema(
+                schema=apigw.JsonSchemaVersion.DRAFT4,
+                type=apigw.JsonSchemaType.OBJECT,
+                required=["companyId", "name"],
+                additional_properties=False,
+                properties={
+                    "companyId": apigw.JsonSchema(
+                        type=apigw.JsonSchemaType.STRING, pattern=COMPANY_ID_PATTERN
+                    ),
+                    "name": apigw.JsonSchema(
+                        type=apigw.JsonSchemaType.STRING, min_length=1, max_length=200
+                    ),
+                },
+            ),
+        )
+        companies = self.api.root.add_resource(constants.ROUTE_COMPANIES)
+        companies.add_method(
+            "POST",
+            integration,
+            request_validator=validator,
+            request_models={"application/json": start_onboarding},
+        )
+        company = companies.add_resource("{companyId}")
+        company.add_method(
+            "GET",
+            integration,
+            request_validator=validator,
+            request_parameters={"method.request.path.companyId": True},
+        )
+        self._add_waf(config)
+
+    def _acknowledge_account_role(self) -> None:
+        role = self.api.node.find_child("CloudWatchRole")
+        acknowledge(
+            role,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+            (
+                "The account-level API Gateway logging role; AWS documents this managed policy "
+                "as the one to attach, and it grants only CloudWatch Logs writes."
+            ),
+        )
+        acknowledge(
+            self.api,
+            "AwsSolutions-COG4",
+            (
+                "Callers are the product's own backend services, authenticated with SigV4 "
+                "(AWS_IAM); there are no end users, so there is no Cognito user pool."
+            ),
+        )
+
+    def _add_waf(self, config: StageConfig) -> None:
+        def managed(name: str, priority: int) -> wafv2.CfnWebACL.RuleProperty:
+            return wafv2.CfnWebACL.RuleProperty(
+                name=name,
+                priority=priority,
+                override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                statement=wafv2.CfnWebACL.StatementProperty(
+                    managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                        vendor_name="AWS", name=name
+                    )
+                ),
+                visibility_config=_visibility(name),
+            )
+
+        acl = wafv2.CfnWebACL(
+            self,
+            "WebAcl",
+            scope="REGIONAL",
+            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            visibility_config=_visibility(f"{config.prefix}-api"),
+            rules=[
+                managed("AWSManagedRulesCommonRuleSet", 1),
+                managed("AWSManagedRulesKnownBadInputsRuleSet", 2),
+            ],
+        )
+        wafv2.CfnWebACLAssociation(
+            self,
+            "WebAclAssociation",
+            resource_arn=self.api.deployment_stage.stage_arn,
+            web_acl_arn=acl.attr_arn,
+        )
+
+
+def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+    return wafv2.CfnWebACL.VisibilityConfigProperty(
+        cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True
+    )

@@ -1,0 +1,79 @@
+"""Lambda functions: one runtime, one architecture, one code asset, one layer, defined here once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra import constants
+from infra.config import StageConfig
+from infra.constructs import common
+from infra.constructs.dependency_layer import DependencyLayer
+
+# The newest Python Lambda offers in this CDK version, on Graviton (cheaper, faster cold starts).
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+ARCHITECTURE = lambda_.Architecture.ARM_64
+FUNCTIONS_SOURCE = Path(__file__).resolve().parents[2] / "functions"
+_CODE_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.mypy_cache", "**/.pytest_cache"]
+
+
+class FunctionFactory(Construct):
+    """Builds every function of a stack the same way: shared code asset and layer, own log group,
+    own role with only the log permissions it needs (no AWS managed policies)."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
+        super().__init__(scope, construct_id)
+        self._config = config
+        self.layer = DependencyLayer(
+            self, "Dependencies", runtime=RUNTIME, architecture=ARCHITECTURE
+        )
+        self._code = lambda_.Code.from_asset(str(FUNCTIONS_SOURCE), exclude=_CODE_EXCLUDES)
+
+    def function(
+        self,
+        construct_id: str,
+        *,
+        handler: str,
+        description: str,
+        environment: dict[str, str] | None = None,
+        timeout_seconds: int | None = None,
+    ) -> lambda_.Function:
+        config = self._config
+        logs = common.log_group(self, f"{construct_id}Logs", config)
+        role = iam.Role(
+            self,
+            f"{construct_id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{config.prefix} {construct_id}: writes its own logs, nothing more by default",
+        )
+        logs.grant_write(role)
+        fn = lambda_.Function(
+            self,
+            construct_id,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=handler,
+            code=self._code,
+            layers=[self.layer.layer],
+            role=role,
+            log_group=logs,
+            logging_format=lambda_.LoggingFormat.JSON,
+            memory_size=config.lambda_memory_mb,
+            timeout=Duration.seconds(timeout_seconds or config.lambda_timeout_seconds),
+            description=description,
+            environment={
+                constants.ENV_STAGE: config.stage,
+                "POWERTOOLS_SERVICE_NAME": "billpay",
+                "POWERTOOLS_METRICS_NAMESPACE": "BillPay",
+                **(environment or {}),
+            },
+        )
+        # The log group exists before the function first writes, so Lambda never needs
+        # logs:CreateLogGroup and the role stays scoped to this one group.
+        fn.node.add_dependency(logs)
+        fn.node.add_dependency(role)
+        return fn

@@ -1,0 +1,68 @@
+"""State that must survive a redeploy of the service: tables, secrets, the event bus."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from infra.config import StageConfig
+from infra.constructs.common import acknowledge, removal_policy
+
+
+class CompanyTable(Construct):
+    """One item per SMB, keyed by the product's own company id, kept current from webhooks."""
+
+    PARTITION_KEY = "companyId"
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
+        super().__init__(scope, construct_id)
+        # Table, not TableV2: TableV2 synthesizes AWS::DynamoDB::GlobalTable, which buys nothing
+        # for a single-region kit and which the local cloud cannot deploy.
+        self.table = dynamodb.Table(
+            self,
+            "Table",
+            partition_key=dynamodb.Attribute(
+                name=self.PARTITION_KEY, type=dynamodb.AttributeType.STRING
+            ),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            deletion_protection=config.retain_data,
+            removal_policy=removal_policy(config),
+        )
+
+
+class CodatSecrets(Construct):
+    """The Codat API key. Its value is set by the operator (see docs/operations.md), never by code."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
+        super().__init__(scope, construct_id)
+        self.api_key = secretsmanager.Secret(
+            self,
+            "ApiKey",
+            description=(
+                f"{config.prefix}: Codat API key (Codat portal > Developers > API keys). "
+                "Replace the generated placeholder after the first deploy."
+            ),
+            removal_policy=removal_policy(config),
+        )
+        acknowledge(
+            self.api_key,
+            "AwsSolutions-SMG4",
+            (
+                "Codat API keys are issued and revoked in the Codat portal; no Lambda can rotate "
+                "them. docs/operations.md describes the manual rotation."
+            ),
+        )
+
+
+class IntegrationEventBus(Construct):
+    """Where the product backend listens: one bus for every Bill Pay domain event."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
+        super().__init__(scope, construct_id)
+        self.bus = events.EventBus(self, "Bus", event_bus_name=f"{config.prefix}-events")

@@ -1,0 +1,71 @@
+"""The stateless service: API, functions, state machines, alarms. Safe to redeploy at any time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from infra import constants
+from infra.config import StageConfig
+from infra.constructs.api import ProductApi
+from infra.constructs.functions import FunctionFactory
+from infra.constructs.monitoring import Monitoring
+from infra.constructs.onboarding import OnboardingWorkflow
+from infra.stacks.state_stack import StateStack
+
+
+class ServiceStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        state: StateStack,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        table = state.companies.table
+        functions = FunctionFactory(self, "Functions", config=config)
+
+        register_company = functions.function(
+            "RegisterCompany",
+            handler=constants.REGISTER_COMPANY_HANDLER,
+            description="Onboarding step: record the SMB in the companies table (idempotent)",
+            environment={constants.ENV_COMPANIES_TABLE: table.table_name},
+        )
+        table.grant_read_write_data(register_company)
+
+        onboarding = OnboardingWorkflow(
+            self, "Onboarding", config=config, register_company=register_company
+        )
+
+        api_handler = functions.function(
+            "Api",
+            handler=constants.API_HANDLER,
+            description="Product backend API: start onboarding, read company state",
+            environment={
+                constants.ENV_COMPANIES_TABLE: table.table_name,
+                constants.ENV_ONBOARDING_STATE_MACHINE_ARN: onboarding.state_machine.state_machine_arn,
+            },
+        )
+        table.grant_read_data(api_handler)
+        onboarding.grant_start(api_handler)
+
+        api = ProductApi(self, "ProductApi", config=config, handler=api_handler)
+
+        monitoring = Monitoring(self, "Monitoring", config=config)
+        monitoring.watch_function("Api", api_handler)
+        monitoring.watch_function("RegisterCompany", register_company)
+        monitoring.watch_state_machine("Onboarding", onboarding.state_machine)
+        monitoring.watch_api("ProductApi", api.api)
+
+        CfnOutput(self, constants.OUTPUT_API_URL, value=api.api.url)
+        CfnOutput(
+            self,
+            constants.OUTPUT_ONBOARDING_STATE_MACHINE_ARN,
+            value=onboarding.state_machine.state_machine_arn,
+        )
+        CfnOutput(self, constants.OUTPUT_ALARM_TOPIC_ARN, value=monitoring.topic.topic_arn)

@@ -1,0 +1,152 @@
+import importlib
+
+from aws_cdk.assertions import Match
+
+from infra import constants
+
+
+def _functions(template):
+    return template.find_resources("AWS::Lambda::Function")
+
+
+def test_every_function_runs_the_newest_python_on_arm_with_the_layer(dev):
+    functions = _functions(dev.service)
+    assert len(functions) == 2
+    layers = dev.service.find_resources("AWS::Lambda::LayerVersion")
+    assert len(layers) == 1
+    (layer_id,) = layers
+    assert layers[layer_id]["Properties"]["CompatibleRuntimes"] == ["python3.14"]
+    assert layers[layer_id]["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    for resource in functions.values():
+        props = resource["Properties"]
+        assert props["Runtime"] == "python3.14"
+        assert props["Architectures"] == ["arm64"]
+        assert props["Layers"] == [{"Ref": layer_id}]
+        assert props["LoggingConfig"]["LogFormat"] == "JSON"
+
+
+def test_every_handler_string_names_a_real_function():
+    for handler in (constants.API_HANDLER, constants.REGISTER_COMPANY_HANDLER):
+        module, _, name = handler.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), name))
+
+
+def test_functions_log_to_their_own_group_with_retention_and_no_managed_policies(dev):
+    for resource in _functions(dev.service).values():
+        group = resource["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        assert dev.service.to_json()["Resources"][group]["Properties"]["RetentionInDays"] == 14
+    lambda_roles = [
+        r
+        for r in dev.service.find_resources("AWS::IAM::Role").values()
+        if "lambda.amazonaws.com" in str(r["Properties"]["AssumeRolePolicyDocument"])
+    ]
+    assert len(lambda_roles) == 2
+    for role in lambda_roles:
+        assert "ManagedPolicyArns" not in role["Properties"]
+
+
+def _policy_of(template, role_prefix):
+    """The statements of the one inline policy attached to the role whose logical id starts so."""
+    policies = [
+        p["Properties"]
+        for p in template.find_resources("AWS::IAM::Policy").values()
+        if any(r["Ref"].startswith(role_prefix) for r in p["Properties"]["Roles"])
+    ]
+    assert len(policies) == 1, policies
+    return policies[0]["PolicyDocument"]["Statement"]
+
+
+def _actions(statement):
+    actions = statement["Action"]
+    return set(actions if isinstance(actions, list) else [actions])
+
+
+def test_api_role_reads_the_table_and_starts_only_the_onboarding_machine(dev):
+    statements = _policy_of(dev.service, "FunctionsApiRole")
+    by_action = {action: s for s in statements for action in _actions(s)}
+    assert "dynamodb:PutItem" not in by_action  # the API only reads company state
+    table_resources = str(by_action["dynamodb:GetItem"]["Resource"])
+    assert "Fn::ImportValue" in table_resources
+    assert "CompaniesTable" in table_resources
+    (machine_id,) = dev.service.find_resources("AWS::StepFunctions::StateMachine")
+    assert by_action["states:StartExecution"]["Resource"] == {"Ref": machine_id}
+    assert "execution:BillPay-dev-onboarding:*" in str(by_action["states:DescribeExecution"])
+    for statement in statements:
+        assert statement["Resource"] != "*"
+
+
+def test_register_company_role_writes_only_the_companies_table(dev):
+    statements = _policy_of(dev.service, "FunctionsRegisterCompanyRole")
+    for statement in statements:
+        resource = str(statement["Resource"])
+        assert resource != "*"
+        if any(a.startswith("dynamodb:") for a in _actions(statement)):
+            assert "CompaniesTable" in resource
+        else:
+            assert _actions(statement) <= {"logs:CreateLogStream", "logs:PutLogEvents"}
+
+
+def test_product_api_is_iam_authorized_validated_logged_throttled_and_behind_waf(dev):
+    dev.service.resource_count_is("AWS::ApiGateway::Method", 2)
+    for method in dev.service.find_resources("AWS::ApiGateway::Method").values():
+        assert method["Properties"]["AuthorizationType"] == "AWS_IAM"
+        assert "RequestValidatorId" in method["Properties"]
+    dev.service.has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {
+            "StageName": "dev",
+            "TracingEnabled": True,
+            "AccessLogSetting": Match.object_like({"DestinationArn": Match.any_value()}),
+            "MethodSettings": [
+                Match.object_like(
+                    {
+                        "LoggingLevel": "ERROR",
+                        "DataTraceEnabled": False,
+                        "ThrottlingRateLimit": 50,
+                        "ThrottlingBurstLimit": 100,
+                    }
+                )
+            ],
+        },
+    )
+    dev.service.resource_count_is("AWS::WAFv2::WebACLAssociation", 1)
+    dev.service.has_resource_properties(
+        "AWS::ApiGateway::Model",
+        {"Schema": Match.object_like({"required": ["companyId", "name"]})},
+    )
+
+
+def test_onboarding_is_a_standard_state_machine_with_logging_tracing_and_a_catch(dev):
+    machines = dev.service.find_resources("AWS::StepFunctions::StateMachine")
+    assert len(machines) == 1
+    props = next(iter(machines.values()))["Properties"]
+    assert props["StateMachineType"] == "STANDARD"
+    assert props["StateMachineName"] == "BillPay-dev-onboarding"
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    assert props["LoggingConfiguration"]["Level"] == "ALL"
+    assert props["LoggingConfiguration"]["IncludeExecutionData"] is False
+    definition = str(props["DefinitionString"])
+    assert "RegisterCompany" in definition
+    assert "OnboardingFailed" in definition
+    assert "States.ALL" in definition  # the catch that routes any failure to OnboardingFailed
+
+
+def test_alarms_notify_an_encrypted_topic(dev):
+    alarms = dev.service.find_resources("AWS::CloudWatch::Alarm")
+    # two functions' errors, the machine's failed + timed out, the API's 5xx
+    assert len(alarms) == 5
+    (topic_id,) = dev.service.find_resources("AWS::SNS::Topic")
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
+    dev.service.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
+    dev.service.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+
+
+def test_service_outputs_have_stable_ids(dev):
+    outputs = dev.service.to_json()["Outputs"]
+    for output_id in (
+        constants.OUTPUT_API_URL,
+        constants.OUTPUT_ONBOARDING_STATE_MACHINE_ARN,
+        constants.OUTPUT_ALARM_TOPIC_ARN,
+    ):
+        assert output_id in outputs
