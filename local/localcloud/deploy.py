@@ -97,6 +97,35 @@ HANDLED_TYPES: dict[str, TypeHandling] = {
     ),
 }
 
+
+def _kms_tags_for_moto(properties: dict[str, Any]) -> None:
+    # moto's AWS::KMS::Key reads Tags in the KMS API's shape (TagKey/TagValue), not the
+    # CloudFormation shape (Key/Value), and fails with KeyError: 'TagKey' otherwise.
+    if "Tags" in properties:
+        properties["Tags"] = [
+            {"TagKey": tag["Key"], "TagValue": tag["Value"]} for tag in properties["Tags"]
+        ]
+
+
+# Supported types whose properties moto reads differently from CloudFormation.
+PROPERTY_FIXES: dict[str, Callable[[dict[str, Any]], None]] = {
+    "AWS::KMS::Key": _kms_tags_for_moto,
+}
+
+
+def _event_bus_ref(logical_id: str, properties: dict[str, Any]) -> str:
+    name = properties.get("Name")
+    if not isinstance(name, str):
+        raise DeployError(f"{logical_id}: AWS::Events::EventBus needs a literal Name locally")
+    return name
+
+
+# Supported types whose Ref moto's CloudFormation resolves wrongly (to a Python repr): the
+# references are replaced with the value CloudFormation would give, the resource stays.
+REF_FIXES: dict[str, Callable[[str, dict[str, Any]], str]] = {
+    "AWS::Events::EventBus": _event_bus_ref,
+}
+
 # Fn::GetAtt on a stripped resource needs some value; these keep the ARN shape recognisable.
 _SERVICE_OF_TYPE = re.compile(r"^AWS::(?P<service>[A-Za-z0-9]+)::")
 
@@ -427,6 +456,9 @@ def prepare_template(
     handled: list[HandledResource] = []
     post_create: list[tuple[str, dict[str, Any]]] = []
     for logical_id, resource in list(resources.items()):
+        fix = PROPERTY_FIXES.get(resource["Type"])
+        if fix is not None:
+            fix(resource.setdefault("Properties", {}))
         handling = HANDLED_TYPES.get(resource["Type"])
         if handling is None:
             continue
@@ -443,7 +475,11 @@ def prepare_template(
         if resource["Type"] == "AWS::ApiGateway::Stage":
             post_create.append((logical_id, resource))
         del resources[logical_id]
-    removed = set(refs)
+    removed = {item.logical_id for item in handled}
+    for logical_id, resource in resources.items():
+        ref_fix = REF_FIXES.get(resource["Type"])
+        if ref_fix is not None:
+            refs[logical_id] = ref_fix(logical_id, resource.get("Properties", {}))
     for resource in resources.values():
         depends_on = resource.get("DependsOn")
         if isinstance(depends_on, str):
@@ -633,11 +669,18 @@ def _describe(cloudformation: Any, stack_name: str) -> DeployedStack:
             f"stack {stack_name} is {description['StackStatus']}: "
             f"{description.get('StackStatusReason', '')} {failures}"
         )
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", [])}
+    broken = {key: value for key, value in outputs.items() if "<moto." in value}
+    if broken:
+        raise DeployError(
+            f"stack {stack_name}: moto resolved these outputs to Python objects: {broken}; "
+            "add the resource type to REF_FIXES in localcloud/deploy.py"
+        )
     resources = cloudformation.describe_stack_resources(StackName=stack_name)["StackResources"]
     return DeployedStack(
         name=stack_name,
         stack_id=description["StackId"],
-        outputs={o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", [])},
+        outputs=outputs,
         physical_ids={
             r["LogicalResourceId"]: r["PhysicalResourceId"]
             for r in resources

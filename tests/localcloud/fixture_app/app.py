@@ -101,6 +101,7 @@ class FixtureService(cdk.Stack):
             self,
             "Api",
             cloud_watch_role=True,
+            binary_media_types=["application/octet-stream"],
             deploy_options=apigw.StageOptions(stage_name="test"),
         )
         integration = apigw.LambdaIntegration(api_fn)
