@@ -22,19 +22,23 @@ Patches (installed once, idempotently, by `install_patches`):
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
+import socket
 import threading
 import time
 import types
 from collections.abc import Iterator
 from typing import Any
+from unittest import mock
 
 import moto
 from moto import mock_aws
 from moto.awslambda import models as lambda_models
 from moto.awslambda_simple import models as lambda_simple_models
-from moto.core.config import DefaultConfig
+from moto.core.config import DefaultConfig, default_user_config
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions.parser import models as sfn_parser_models
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
@@ -189,3 +193,48 @@ def in_process_moto(region: str = DEFAULT_REGION) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+class MotoServerPortInUse(RuntimeError):
+    pass
+
+
+@contextlib.contextmanager
+def moto_server(
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    runner_mode: lambda_runner.RunnerMode = lambda_runner.RunnerMode.IN_PROCESS,
+) -> Iterator[str]:
+    """moto as an HTTP server in this process (state shared with any client); yields its URL.
+
+    Handlers run in this process or in subprocesses, their boto3 calls sent to the server.
+    """
+    install_patches()
+    # ThreadedMotoServer binds in its thread and would wait forever for a busy port: probe first.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise MotoServerPortInUse(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+        if port == 0:
+            port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    url = f"http://{host}:{port}"
+    saved_port = os.environ.get("MOTO_PORT")
+    # moto's Step Functions interpreter calls Lambda at localhost:$MOTO_PORT in server mode.
+    os.environ["MOTO_PORT"] = str(port)
+    # The same switch as mock_aws(config=...) flips, restored on exit.
+    config_patch = mock.patch.dict(default_user_config, copy.deepcopy(MOTO_CONFIG))
+    config_patch.start()
+    lambda_runner.configure(mode=runner_mode, moto_endpoint=url)
+    try:
+        yield url
+    finally:
+        server.stop()
+        config_patch.stop()
+        lambda_runner.configure(mode=lambda_runner.RunnerMode.IN_PROCESS, moto_endpoint=None)
+        if saved_port is None:
+            os.environ.pop("MOTO_PORT", None)
+        else:
+            os.environ["MOTO_PORT"] = saved_port
