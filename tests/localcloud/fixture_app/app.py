@@ -108,7 +108,7 @@ class FixtureService(cdk.Stack):
         items = api.root.add_resource("items")
         items.add_method("POST", integration)
         items.add_resource("{itemId}").add_method("GET", integration)
-        for path in ("echo", "boom", "malformed", "secret"):
+        for path in ("echo", "boom", "malformed", "secret", "slow"):
             api.root.add_resource(path).add_method("GET", integration)
         api.root.add_resource("binary").add_method("POST", integration)
         api.root.add_resource("iam").add_method(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 from typing import Any
 
 import boto3
@@ -35,6 +36,9 @@ def handler(event: dict[str, Any], context: Any) -> Any:
         return _response(200, {"length": len(secret["SecretString"])})
     if route == "GET /boom":
         raise RuntimeError("the fixture handler failed on purpose")
+    if route == "GET /slow":
+        time.sleep(float((event["queryStringParameters"] or {}).get("seconds", "1")))
+        return _response(200, {"slept": True})
     if route == "GET /malformed":
         return "this is not a proxy response"
     if route == "POST /binary":
