@@ -17,6 +17,8 @@ Patches (installed once, idempotently, by `install_patches`):
    from a template would be invisible to the executing API (moto bug).
 5. Wait states and Retry back-off honour a time scale (`set_time_scale`), so a 60 s Wait takes 60 ms
    in tests. `TimeoutSeconds` and Lambda timeouts stay real time.
+6. `StepFunctionsParserBackend.start_execution` names an unnamed execution with a UUID, as AWS
+   does; moto names it "None", so a second unnamed execution fails with ExecutionAlreadyExists.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import socket
 import threading
 import time
 import types
+import uuid
 from collections.abc import Iterator
 from typing import Any
 from unittest import mock
@@ -112,6 +115,24 @@ def _simple_backend_invoke(
     return result
 
 
+# --- patch 6: unnamed executions ---------------------------------------------------------------
+
+_original_start_execution = sfn_parser_models.StepFunctionsParserBackend.start_execution
+
+
+def _start_execution(
+    self: Any,
+    state_machine_arn: str,
+    name: str | None = None,
+    execution_input: Any = None,
+    trace_header: Any = None,
+) -> Any:
+    # moto's own defaults are None too; its annotations say `str`.
+    return _original_start_execution(
+        self, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header
+    )
+
+
 # --- patch 5: time compression -----------------------------------------------------------------
 
 
@@ -159,6 +180,7 @@ def install_patches() -> None:
         lambda_models.LambdaFunction.invoke = _function_invoke  # type: ignore[method-assign]
         lambda_simple_models.LambdaSimpleBackend.invoke = _simple_backend_invoke  # type: ignore[method-assign]
         sfn_models.stepfunctions_backends = sfn_parser_models.stepfunctions_parser_backends  # type: ignore[assignment]
+        sfn_parser_models.StepFunctionsParserBackend.start_execution = _start_execution  # type: ignore[method-assign]
         wait_function.WaitFunction._wait_interval = _scaled_wait_interval  # type: ignore[method-assign]
         retrier_decl.time = _ScaledSleepTime()  # type: ignore[attr-defined]
         _patches_installed = True

@@ -25,7 +25,6 @@ from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wai
 
 from localcloud import lambda_runner, moto_runtime
 
-ROLE = "arn:aws:iam::123456789012:role/localcloud-test"
 HANDLERS = """
 import os
 
@@ -111,6 +110,10 @@ def test_install_patches_replaces_exactly_the_documented_attributes():
     assert lambda_simple_models.LambdaSimpleBackend.invoke is moto_runtime._simple_backend_invoke
     assert sfn_models.stepfunctions_backends is sfn_parser_models.stepfunctions_parser_backends
     assert wait_function.WaitFunction._wait_interval is moto_runtime._scaled_wait_interval
+    assert (
+        sfn_parser_models.StepFunctionsParserBackend.start_execution
+        is moto_runtime._start_execution
+    )
     assert isinstance(retrier_decl.time, moto_runtime._ScaledSleepTime)
 
 
@@ -224,7 +227,10 @@ def test_state_machine_created_by_cloudformation_is_visible_to_the_executing_bac
         "Resources": {
             "Machine": {
                 "Type": "AWS::StepFunctions::StateMachine",
-                "Properties": {"DefinitionString": json.dumps(_PASS_MACHINE), "RoleArn": ROLE},
+                "Properties": {
+                    "DefinitionString": json.dumps(_PASS_MACHINE),
+                    "RoleArn": "arn:aws:iam::123456789012:role/unused",
+                },
             }
         },
         "Outputs": {"Arn": {"Value": {"Ref": "Machine"}}},
@@ -240,10 +246,29 @@ def test_state_machine_created_by_cloudformation_is_visible_to_the_executing_bac
     assert json.loads(description["output"]) == {"ok": 1}
 
 
+def test_unnamed_executions_get_unique_names():
+    assert list(inspect.signature(moto_runtime._original_start_execution).parameters) == [
+        "self",
+        "state_machine_arn",
+        "name",
+        "execution_input",
+        "trace_header",
+    ]
+    with moto_runtime.in_process_moto():
+        sfn = boto3.client("stepfunctions")
+        arn = sfn.create_state_machine(
+            name="unnamed-probe", definition=json.dumps(_PASS_MACHINE), roleArn=_role()
+        )["stateMachineArn"]
+        first = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+        second = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    assert first != second
+    assert not first.endswith(":None")
+
+
 def test_state_does_not_leak_between_moto_sessions():
     with moto_runtime.in_process_moto():
         boto3.client("stepfunctions").create_state_machine(
-            name="leak-probe", definition=json.dumps(_PASS_MACHINE), roleArn=ROLE
+            name="leak-probe", definition=json.dumps(_PASS_MACHINE), roleArn=_role()
         )
     with moto_runtime.in_process_moto():
         machines = boto3.client("stepfunctions").list_state_machines()["stateMachines"]
@@ -260,7 +285,7 @@ def test_wait_states_honour_the_time_scale():
         try:
             sfn = boto3.client("stepfunctions")
             arn = sfn.create_state_machine(
-                name="wait-probe", definition=json.dumps(definition), roleArn=ROLE
+                name="wait-probe", definition=json.dumps(definition), roleArn=_role()
             )["stateMachineArn"]
             started = time.monotonic()
             description = _wait(sfn, sfn.start_execution(stateMachineArn=arn)["executionArn"])
@@ -278,7 +303,7 @@ def test_a_scaled_wait_still_waits_the_scaled_time():
         try:
             sfn = boto3.client("stepfunctions")
             arn = sfn.create_state_machine(
-                name="wait-probe-2", definition=json.dumps(definition), roleArn=ROLE
+                name="wait-probe-2", definition=json.dumps(definition), roleArn=_role()
             )["stateMachineArn"]
             started = time.monotonic()
             _wait(sfn, sfn.start_execution(stateMachineArn=arn)["executionArn"])
@@ -314,7 +339,7 @@ def test_retry_back_off_honours_the_time_scale_and_retries_really_happen():
             }
             sfn = boto3.client("stepfunctions")
             arn = sfn.create_state_machine(
-                name="retry-probe", definition=json.dumps(definition), roleArn=ROLE
+                name="retry-probe", definition=json.dumps(definition), roleArn=_role()
             )["stateMachineArn"]
             started = time.monotonic()
             execution_arn = sfn.start_execution(stateMachineArn=arn)["executionArn"]
