@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -18,13 +19,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from localcloud import moto_runtime
-from localcloud.deploy import DeployError, Deployment, client_factory, deploy_assembly
-from localcloud.gateway import GatewayError, GatewayServer, LocalApi, port_is_free
-from localcloud.lambda_runner import RunnerMode
+if TYPE_CHECKING:
+    from localcloud.deploy import Deployment
+
+# moto takes seconds to import; the CLI imports it only once the arguments, the cloud assembly
+# and the ports have been checked, so those mistakes are reported at once.
 
 HOST = "127.0.0.1"
+DEFAULT_REGION = "us-east-1"
+RUNNER_MODES = ("in-process", "subprocess")
 DEFAULT_API_PORT = 3000
 DEFAULT_MOTO_PORT = 5000
 EXIT_PORT_IN_USE = 3
@@ -71,11 +76,11 @@ def _parser() -> argparse.ArgumentParser:
         )
         command.add_argument(
             "--runner",
-            choices=[mode.value for mode in RunnerMode],
-            default=os.environ.get("LOCALCLOUD_RUNNER", RunnerMode.IN_PROCESS.value),
+            choices=RUNNER_MODES,
+            default=os.environ.get("LOCALCLOUD_RUNNER", "in-process"),
             help="where handlers run (default in-process, or $LOCALCLOUD_RUNNER)",
         )
-        command.add_argument("--region", default=moto_runtime.DEFAULT_REGION)
+        command.add_argument("--region", default=DEFAULT_REGION)
         command.add_argument("--rest-api", default=None, help="which REST API to serve")
         if name == "dev":
             command.add_argument(
@@ -105,9 +110,10 @@ def running_cloud(
     *,
     api_port: int,
     moto_port: int,
-    runner: RunnerMode,
+    runner: str,
     region: str,
     rest_api: str | None = None,
+    time_scale: float = 1.0,
 ) -> Iterator[RunningCloud]:
     if not (cdk_out / "manifest.json").is_file():
         raise CliError(
@@ -128,8 +134,14 @@ def running_cloud(
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         os.environ[key] = "localcloud"
     os.environ["AWS_DEFAULT_REGION"] = region
+    from localcloud import moto_runtime
+    from localcloud.deploy import DeployError, client_factory, deploy_assembly
+    from localcloud.gateway import GatewayError, GatewayServer, LocalApi
+    from localcloud.lambda_runner import RunnerMode
+
+    moto_runtime.set_time_scale(time_scale)
     try:
-        with moto_runtime.moto_server(HOST, moto_port, runner) as moto_url:
+        with moto_runtime.moto_server(HOST, moto_port, RunnerMode(runner)) as moto_url:
             clients = client_factory(region, moto_url)
             try:
                 deployment = deploy_assembly(cdk_out, clients)
@@ -140,6 +152,15 @@ def running_cloud(
                 yield RunningCloud(deployment, gateway.url, moto_url)
     except (moto_runtime.MotoServerPortInUse, GatewayError) as exc:
         raise CliError(str(exc), EXIT_PORT_IN_USE) from exc
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _print_summary(cloud: RunningCloud, started: float) -> None:
@@ -171,15 +192,15 @@ def _wait_for_signal() -> None:
 
 
 def dev(args: argparse.Namespace) -> int:
-    moto_runtime.set_time_scale(args.time_scale)
     started = time.monotonic()
     with running_cloud(
         args.cdk_out,
         api_port=args.api_port,
         moto_port=args.moto_port,
-        runner=RunnerMode(args.runner),
+        runner=args.runner,
         region=args.region,
         rest_api=args.rest_api,
+        time_scale=args.time_scale,
     ) as cloud:
         _print_summary(cloud, started)
         _wait_for_signal()
@@ -190,12 +211,13 @@ def dev(args: argparse.Namespace) -> int:
 
 def demo(args: argparse.Namespace) -> int:
     from localcloud.demo import run_journey
+    from localcloud.deploy import client_factory
 
     with running_cloud(
         args.cdk_out,
         api_port=0,
         moto_port=0,
-        runner=RunnerMode(args.runner),
+        runner=args.runner,
         region=args.region,
         rest_api=args.rest_api,
     ) as cloud:

@@ -163,6 +163,8 @@ class DeployedStack:
     outputs: dict[str, str]
     physical_ids: dict[str, str]
     template: dict[str, Any]
+    # Logical ids of every resource moto's CloudFormation created (some without a physical id).
+    created: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -687,6 +689,7 @@ def _describe(cloudformation: Any, stack_name: str) -> DeployedStack:
             if r.get("PhysicalResourceId")
         },
         template={},
+        created={r["LogicalResourceId"] for r in resources},
     )
 
 

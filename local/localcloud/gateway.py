@@ -14,7 +14,6 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import logging
-import socket
 import threading
 import uuid
 from dataclasses import dataclass
@@ -309,12 +308,3 @@ class GatewayServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-def port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
