@@ -5,7 +5,8 @@ event (payload 1.0) and is invoked through moto's Lambda, so the same runner exe
 as for Step Functions tasks. A handler error or malformed response is a 502, an integration that
 runs past API Gateway's 29 s limit a 504, an unknown route a 404; never a hang.
 
-Not emulated (see docs/local-cloud.md): SigV4 verification for AWS_IAM methods (requests are let
+Request validators (required parameters, JSON-schema models) answer 400 as API Gateway does. Not
+emulated (see docs/local-cloud.md): SigV4 verification for AWS_IAM methods (requests are let
 through), Lambda/Cognito authorizers (such routes answer 500), throttling, WAF, usage plans.
 """
 
@@ -34,6 +35,7 @@ from localcloud.routes import (
     parse_proxy_response,
     rest_apis,
     routes_from_template,
+    validate_request,
 )
 
 LOG = logging.getLogger(__name__)
@@ -169,6 +171,10 @@ class LocalApi:
                 "Internal server error",
                 "InternalServerErrorException",
             )
+        if route.validation is not None:
+            rejected = validate_request(route.validation, request, path_parameters)
+            if rejected is not None:
+                return gateway_error(HTTPStatus.BAD_REQUEST, rejected, "BadRequestException")
         request_id = str(uuid.uuid4())
         event = build_proxy_event(
             IncomingRequest(

@@ -30,6 +30,19 @@ class RestApiInfo:
 
 
 @dataclass(frozen=True)
+class RequestValidation:
+    """A method's request validator with what it checks (API Gateway answers 400 before the
+    integration runs)."""
+
+    validate_body: bool
+    validate_parameters: bool
+    # media type -> JSON schema (draft 4) of the method's request model
+    body_schemas: tuple[tuple[str, dict[str, Any]], ...] = ()
+    # ("path" | "querystring" | "header", name) of each required request parameter
+    required_parameters: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Route:
     rest_api: str
     http_method: str
@@ -38,6 +51,7 @@ class Route:
     function_logical_id: str | None
     authorization_type: str
     method_logical_id: str
+    validation: RequestValidation | None = None
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -127,6 +141,47 @@ def _function_in_uri(uri: Any, functions: set[str]) -> str | None:
     return None
 
 
+def _has_intrinsic(node: Any) -> bool:
+    if isinstance(node, dict):
+        return any(k == "Ref" or k.startswith("Fn::") for k in node) or any(
+            _has_intrinsic(v) for v in node.values()
+        )
+    if isinstance(node, list):
+        return any(_has_intrinsic(v) for v in node)
+    return False
+
+
+def _validation(
+    logical_id: str, properties: dict[str, Any], resources: dict[str, Any]
+) -> RequestValidation | None:
+    validator_id = _ref(properties.get("RequestValidatorId"))
+    if validator_id is None:
+        if properties.get("RequestValidatorId") is not None:
+            raise TemplateError(f"{logical_id}: unsupported RequestValidatorId")
+        return None
+    validator = resources[validator_id].get("Properties", {})
+    schemas: list[tuple[str, dict[str, Any]]] = []
+    for media_type, model in (properties.get("RequestModels") or {}).items():
+        model_id = _ref(model)
+        if model_id is None:
+            continue  # a built-in model such as "Empty": nothing to check
+        schema = resources[model_id].get("Properties", {}).get("Schema", {})
+        if _has_intrinsic(schema):
+            raise TemplateError(f"{model_id}: a model schema must be literal to validate locally")
+        schemas.append((media_type.lower(), schema))
+    required = []
+    for key, is_required in (properties.get("RequestParameters") or {}).items():
+        prefix, _, name = key.removeprefix("method.request.").partition(".")
+        if is_required is True and prefix in ("path", "querystring", "header"):
+            required.append((prefix, name))
+    return RequestValidation(
+        validate_body=validator.get("ValidateRequestBody") is True,
+        validate_parameters=validator.get("ValidateRequestParameters") is True,
+        body_schemas=tuple(schemas),
+        required_parameters=tuple(required),
+    )
+
+
 def routes_from_template(template: dict[str, Any]) -> list[Route]:
     resources: dict[str, Any] = template.get("Resources", {})
     paths = _resource_paths(resources)
@@ -159,6 +214,7 @@ def routes_from_template(template: dict[str, Any]) -> list[Route]:
                 function_logical_id=_function_in_uri(integration.get("Uri"), functions),
                 authorization_type=properties.get("AuthorizationType", "NONE"),
                 method_logical_id=logical_id,
+                validation=_validation(logical_id, properties, resources),
             )
         )
     return routes
@@ -210,6 +266,43 @@ def match_route(routes: list[Route], method: str, path: str) -> tuple[Route, dic
         if best is None or (score, method_rank) > (best[0], best[1]):
             best = (score, method_rank, route, params)
     return None if best is None else (best[2], best[3])
+
+
+# --- request validation ------------------------------------------------------------------------
+
+
+def validate_request(
+    validation: RequestValidation, request: IncomingRequest, path_parameters: dict[str, str]
+) -> str | None:
+    """API Gateway's 400 message for a request its validator rejects, or None."""
+    if validation.validate_parameters:
+        header_names = {name.lower() for name, _ in request.headers}
+        query_names = {name for name, _ in request.query}
+        missing = [
+            name
+            for location, name in validation.required_parameters
+            if (location == "path" and not path_parameters.get(name))
+            or (location == "querystring" and name not in query_names)
+            or (location == "header" and name.lower() not in header_names)
+        ]
+        if missing:
+            return f"Missing required request parameters: [{', '.join(missing)}]"
+    if validation.validate_body and validation.body_schemas:
+        content_type = next(
+            (v for k, v in request.headers if k.lower() == "content-type"), "application/json"
+        )
+        media_type = content_type.split(";", 1)[0].strip().lower()
+        schema = dict(validation.body_schemas).get(media_type)
+        if schema is not None:
+            import jsonschema  # type: ignore[import-untyped]  # via moto[server], pinned in uv.lock
+
+            try:
+                document = json.loads(request.body or b"null")
+            except ValueError:
+                return "Invalid request body"
+            if not jsonschema.Draft4Validator(schema).is_valid(document):
+                return "Invalid request body"
+    return None
 
 
 # --- events ------------------------------------------------------------------------------------

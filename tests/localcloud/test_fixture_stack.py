@@ -42,6 +42,8 @@ def test_unsupported_types_are_stripped_or_emulated_and_reported(fixture_cloud):
     assert handled["AWS::ApiGateway::Account"] is Handling.STRIP
     assert handled["AWS::ApiGateway::Stage"] is Handling.EMULATE
     assert handled["AWS::SecretsManager::Secret"] is Handling.EMULATE
+    assert handled["AWS::ApiGateway::Model"] is Handling.STRIP
+    assert handled["AWS::ApiGateway::RequestValidator"] is Handling.STRIP
 
 
 def test_secret_is_created_through_the_api_with_a_generated_value(fixture_cloud):
@@ -66,6 +68,15 @@ def test_route_writes_and_reads_dynamodb_through_the_local_api(http):
     assert fetched.status_code == 200
     assert fetched.json() == {"id": item_id, "name": "widget"}
     assert http.get("/items/never-created").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"id": 7, "name": "x"}', b'{"name": "no id"}', b"not json", b""]
+)
+def test_request_validator_rejects_bodies_that_break_the_model(http, body):
+    response = http.post("/items", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json() == {"message": "Invalid request body"}
 
 
 def test_handler_reads_the_generated_secret(http):

@@ -58,6 +58,12 @@ def test_onboarding_journey_through_the_local_api_and_state_machine(product_clou
     assert company.json()["companyId"] == company_id
 
 
+def test_body_breaking_the_request_model_is_rejected_by_the_gateway(http):
+    response = http.post("/companies", json={"companyId": "bad id!", "name": "x"})
+    assert response.status_code == 400
+    assert response.json() == {"message": "Invalid request body"}
+
+
 def test_unknown_route_is_404(http):
     response = http.get(f"/no-such-route-{secrets.token_hex(2)}")
     assert response.status_code == 404

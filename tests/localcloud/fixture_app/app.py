@@ -106,7 +106,25 @@ class FixtureService(cdk.Stack):
         )
         integration = apigw.LambdaIntegration(api_fn)
         items = api.root.add_resource("items")
-        items.add_method("POST", integration)
+        item_model = api.add_model(
+            "Item",
+            content_type="application/json",
+            schema=apigw.JsonSchema(
+                schema=apigw.JsonSchemaVersion.DRAFT4,
+                type=apigw.JsonSchemaType.OBJECT,
+                required=["id", "name"],
+                properties={
+                    "id": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, min_length=1),
+                    "name": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING),
+                },
+            ),
+        )
+        items.add_method(
+            "POST",
+            integration,
+            request_models={"application/json": item_model},
+            request_validator_options=apigw.RequestValidatorOptions(validate_request_body=True),
+        )
         items.add_resource("{itemId}").add_method("GET", integration)
         for path in ("echo", "boom", "malformed", "secret", "slow"):
             api.root.add_resource(path).add_method("GET", integration)

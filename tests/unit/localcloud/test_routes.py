@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from localcloud.routes import (
     IncomingRequest,
     MalformedProxyResponse,
+    RequestValidation,
     Route,
     TemplateError,
     build_proxy_event,
@@ -20,6 +21,7 @@ from localcloud.routes import (
     parse_proxy_response,
     rest_apis,
     routes_from_template,
+    validate_request,
 )
 
 ROOT = {"Fn::GetAtt": ["Api", "RootResourceId"]}
@@ -316,3 +318,96 @@ def test_gateway_errors_are_json_messages():
     assert status == 404
     assert body == b'{"message": "Missing Authentication Token"}'
     assert ("Content-Type", "application/json") in headers
+
+
+VALIDATED = {
+    "Resources": {
+        **TEMPLATE["Resources"],
+        "Validator": {
+            "Type": "AWS::ApiGateway::RequestValidator",
+            "Properties": {"ValidateRequestBody": True, "ValidateRequestParameters": True},
+        },
+        "ItemModel": {
+            "Type": "AWS::ApiGateway::Model",
+            "Properties": {
+                "ContentType": "application/json",
+                "Schema": {
+                    "$schema": "http://json-schema.org/draft-04/schema#",
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {"name": {"type": "string", "maxLength": 5}},
+                    "additionalProperties": False,
+                },
+            },
+        },
+        "ItemsPost": {
+            "Type": "AWS::ApiGateway::Method",
+            "Properties": {
+                **TEMPLATE["Resources"]["ItemsPost"]["Properties"],
+                "RequestValidatorId": {"Ref": "Validator"},
+                "RequestModels": {"application/json": {"Ref": "ItemModel"}, "text/plain": "Empty"},
+                "RequestParameters": {
+                    "method.request.querystring.version": True,
+                    "method.request.header.X-Tenant": True,
+                    "method.request.querystring.optional": False,
+                },
+            },
+        },
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def validation() -> RequestValidation:
+    (route,) = [r for r in routes_from_template(VALIDATED) if r.method_logical_id == "ItemsPost"]
+    assert route.validation is not None
+    return route.validation
+
+
+def test_validator_and_model_are_read_from_the_template(validation):
+    assert validation.validate_body
+    assert validation.validate_parameters
+    assert [media for media, _ in validation.body_schemas] == ["application/json"]
+    assert set(validation.required_parameters) == {
+        ("querystring", "version"),
+        ("header", "X-Tenant"),
+    }
+
+
+def _post(
+    body,
+    headers=(("x-tenant", "t"), ("Content-Type", "application/json")),
+    query=(("version", "1"),),
+):
+    return IncomingRequest("POST", "/items", list(headers), list(query), body, "ip")
+
+
+def test_valid_request_passes(validation):
+    assert validate_request(validation, _post(b'{"name": "abc"}'), {}) is None
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"name": "too long"}', b"{}", b'{"name": "a", "extra": 1}', b"not json", b""]
+)
+def test_body_breaking_the_model_is_invalid(validation, body):
+    assert validate_request(validation, _post(body), {}) == "Invalid request body"
+
+
+def test_missing_parameters_are_named(validation):
+    message = validate_request(validation, _post(b'{"name": "a"}', headers=(), query=()), {})
+    assert message == "Missing required request parameters: [version, X-Tenant]"
+
+
+def test_body_of_a_media_type_without_a_model_is_not_checked(validation):
+    request = _post(b"anything", headers=(("x-tenant", "t"), ("Content-Type", "text/plain")))
+    assert validate_request(validation, request, {}) is None
+
+
+def test_model_schema_with_intrinsics_cannot_be_validated_locally():
+    template = {"Resources": {**VALIDATED["Resources"]}}
+    template["Resources"]["ItemModel"] = {
+        "Type": "AWS::ApiGateway::Model",
+        "Properties": {"Schema": {"$ref": {"Fn::Join": ["", ["https://", "x"]]}}},
+    }
+    with pytest.raises(TemplateError, match="ItemModel"):
+        routes_from_template(template)
