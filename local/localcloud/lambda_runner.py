@@ -6,9 +6,10 @@ moto's `_invoke_lambda` returns: (payload JSON, errored, logs). Errors are shape
 behave as on AWS.
 
 In-process (default): the handler module is imported from the function's extracted code and called
-with a LambdaContext-like object. Handlers share this interpreter (like a warm Lambda, but across
-functions); environment variables are swapped in for the call under one re-entrant lock, so
-invocations are serialized. Timeouts are reported after the fact (the call cannot be preempted).
+with a LambdaContext-like object. Each function keeps its own copy of its code's modules between
+invocations (a warm container per function and deployment); third-party packages are shared.
+Environment variables are swapped in for the call under one re-entrant lock, so invocations are
+serialized. Timeouts are reported after the fact (the call cannot be preempted).
 
 Subprocess: `python -m localcloud.lambda_bootstrap` with PYTHONPATH = extracted code (+ each
 layer's `python/` when it was built for this interpreter; otherwise this virtual environment's
@@ -34,10 +35,13 @@ import tempfile
 import threading
 import time
 import uuid
+import weakref
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from moto.awslambda import models as lambda_models
@@ -214,18 +218,72 @@ def _context(fn: Any, request_id: str) -> LambdaContext:
     )
 
 
+def _top_level_names(code_dir: Path) -> frozenset[str]:
+    """The importable top-level names the function's code provides (packages and modules)."""
+    names = set()
+    for entry in code_dir.iterdir():
+        if entry.is_dir() and entry.name.isidentifier():
+            names.add(entry.name)
+        elif entry.suffix == ".py" and entry.stem.isidentifier():
+            names.add(entry.stem)
+    return frozenset(names)
+
+
+def _owned_by(name: str, top_level: frozenset[str]) -> bool:
+    return name.partition(".")[0] in top_level
+
+
+# Each function's own modules between its invocations (its warm "container"), with the digest of
+# the code they came from. Keyed by moto's function object, so a new deployment starts cold.
+_warm_modules: weakref.WeakKeyDictionary[Any, tuple[str, dict[str, ModuleType]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@contextlib.contextmanager
+def _function_modules(fn: Any, code_dir: Path, layer_dirs: list[Path]) -> Iterator[None]:
+    """Give the function its own copy of its code's modules, as separate Lambda containers do.
+
+    Without this, module-level state (cached settings, clients, Powertools' cold-start flag)
+    would leak from one function to another and from one deployment to the next in the same
+    process. Third-party packages stay shared (they play the layer). Re-entrant for a handler
+    that invokes another function in the same thread.
+    """
+    top_level = _top_level_names(code_dir)
+    digest = code_dir.name
+    outside = {n: m for n, m in sys.modules.items() if _owned_by(n, top_level)}
+    for name in outside:
+        del sys.modules[name]
+    warm_digest, warm = _warm_modules.get(fn, ("", {}))
+    if warm_digest == digest:
+        sys.modules.update(warm)
+    # The code goes first so the function's own modules resolve; layers go last so they only
+    # supply what this interpreter's environment lacks.
+    added_front = [str(code_dir)]
+    added_back = [str(d) for d in layer_dirs if str(d) not in sys.path]
+    sys.path[:0] = added_front
+    sys.path.extend(added_back)
+    try:
+        yield
+    finally:
+        sys.path.remove(added_front[0])
+        for path in added_back:
+            sys.path.remove(path)
+        mine = {n: m for n, m in sys.modules.items() if _owned_by(n, top_level)}
+        _warm_modules[fn] = (digest, mine)
+        for name in mine:
+            del sys.modules[name]
+        sys.modules.update(outside)
+
+
 def _run_in_process(fn: Any, event: Any, request_id: str) -> tuple[str, bool, str]:
     code_dir = extract_zip(fn.code_bytes, "code")
     layer_dirs = _layer_python_dirs(fn)
-    with _invoke_lock, _swapped_environment(lambda_environment(fn)):
-        # The code goes first so the function's own modules resolve; layers go last so they only
-        # supply what this interpreter's environment lacks.
-        for path in [str(code_dir)]:
-            if path not in sys.path:
-                sys.path.insert(0, path)
-        for layer_dir in layer_dirs:
-            if str(layer_dir) not in sys.path:
-                sys.path.append(str(layer_dir))
+    with (
+        _invoke_lock,
+        _swapped_environment(lambda_environment(fn)),
+        _function_modules(fn, code_dir, layer_dirs),
+    ):
         context = _context(fn, request_id)
         started = time.monotonic()
         try:
