@@ -1,8 +1,7 @@
-"""One Logger and one Metrics for every function (service name from POWERTOOLS_SERVICE_NAME)."""
+"""The one Logger every function uses (service name from POWERTOOLS_SERVICE_NAME)."""
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 
 logger = Logger()
-metrics = Metrics()

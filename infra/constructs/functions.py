@@ -68,7 +68,6 @@ class FunctionFactory(Construct):
             environment={
                 constants.ENV_STAGE: config.stage,
                 "POWERTOOLS_SERVICE_NAME": "billpay",
-                "POWERTOOLS_METRICS_NAMESPACE": "BillPay",
                 **(environment or {}),
             },
         )

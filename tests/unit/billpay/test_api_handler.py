@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import pytest
 
 from billpay.handlers.api import ApiDependencies, handler
+from billpay.logic.onboarding import register_company
+from billpay.models.company import RegisterCompany
 
 from .fakes import InMemoryCompanies, InMemoryWorkflow
 
@@ -71,9 +73,6 @@ def test_get_company_answers_404_then_200(deps):
     status, body = call(deps, "GET", "/companies/smb-1")
     assert status == 404
     assert body["error"]["code"] == "NotFound"
-    from billpay.logic.onboarding import register_company
-    from billpay.models.company import RegisterCompany
-
     register_company(
         RegisterCompany.model_validate({"companyId": "smb-1", "name": "Acme", "executionArn": "a"}),
         deps.companies,
