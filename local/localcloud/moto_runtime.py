@@ -19,12 +19,17 @@ Patches (installed once, idempotently, by `install_patches`):
    in tests. `TimeoutSeconds` and Lambda timeouts stay real time.
 6. `StepFunctionsParserBackend.start_execution` names an unnamed execution with a UUID, as AWS
    does; moto names it "None", so a second unnamed execution fails with ExecutionAlreadyExists.
+7. `events.models.Rule.send_to_targets` delivers to Lambda targets (moto raises
+   NotImplementedError for them): the function is invoked with the event, as EventBridge does
+   (synchronously here, in the caller's thread; a failure is logged, not raised, as for an
+   asynchronous invocation). Other targets keep moto's handling.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import logging
 import os
 import socket
@@ -41,6 +46,8 @@ from moto import mock_aws
 from moto.awslambda import models as lambda_models
 from moto.awslambda_simple import models as lambda_simple_models
 from moto.core.config import DefaultConfig, default_user_config
+from moto.events import models as events_models
+from moto.events.utils import EventTemplateParser
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions.parser import models as sfn_parser_models
@@ -133,6 +140,52 @@ def _start_execution(
     )
 
 
+# --- patch 7: EventBridge -> Lambda -------------------------------------------------------------
+
+_original_send_to_targets = events_models.Rule.send_to_targets
+
+
+def _event_for_target(target: dict[str, Any], event: Any, transform: bool) -> Any:
+    if "Input" in target:
+        return json.loads(target["Input"])
+    if transform and "InputTransformer" in target:
+        transformer = target["InputTransformer"]
+        return EventTemplateParser.parse(
+            input_template=transformer.get("InputTemplate"),
+            input_paths_map=transformer.get("InputPathsMap", {}),
+            event=event,
+        )
+    return event
+
+
+def _send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+    def is_lambda(target: dict[str, Any]) -> bool:
+        return str(target["Arn"]).startswith("arn:aws:lambda:")
+
+    lambda_targets = [t for t in self.targets if is_lambda(t)]
+    if len(lambda_targets) < len(self.targets):
+        # moto's own delivery for the other targets, on a copy that lacks the Lambda ones.
+        others = copy.copy(self)
+        others.targets = [t for t in self.targets if not is_lambda(t)]
+        _original_send_to_targets(others, original_event, transform_input)
+    if not lambda_targets or not self.event_pattern.matches_event(original_event):
+        return
+    for target in lambda_targets:
+        arn = str(target["Arn"])
+        _, _, _, region, account, _, name, *qualifier = arn.split(":")
+        payload = _event_for_target(target, dict(original_event), transform_input)
+        try:
+            lambda_models.lambda_backends[account][region].invoke(
+                name,
+                qualifier[0] if qualifier else None,
+                json.dumps(payload),
+                {"x-amz-invocation-type": "Event"},
+                {},
+            )
+        except Exception:
+            LOG.exception("EventBridge rule %s: delivering to %s failed", self.name, arn)
+
+
 # --- patch 5: time compression -----------------------------------------------------------------
 
 
@@ -180,6 +233,7 @@ def install_patches() -> None:
         lambda_models.LambdaFunction.invoke = _function_invoke  # type: ignore[method-assign]
         lambda_simple_models.LambdaSimpleBackend.invoke = _simple_backend_invoke  # type: ignore[method-assign]
         sfn_models.stepfunctions_backends = sfn_parser_models.stepfunctions_parser_backends  # type: ignore[assignment]
+        events_models.Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
         sfn_parser_models.StepFunctionsParserBackend.start_execution = _start_execution  # type: ignore[method-assign]
         wait_function.WaitFunction._wait_interval = _scaled_wait_interval  # type: ignore[method-assign]
         retrier_decl.time = _ScaledSleepTime()  # type: ignore[attr-defined]

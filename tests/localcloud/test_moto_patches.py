@@ -17,6 +17,7 @@ from moto import mock_aws
 from moto.awslambda import models as lambda_models
 from moto.awslambda_simple import models as lambda_simple_models
 from moto.cloudformation import parsing as cfn_parsing
+from moto.events import models as events_models
 from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions import responses as sfn_responses
 from moto.stepfunctions.parser import models as sfn_parser_models
@@ -114,6 +115,7 @@ def test_install_patches_replaces_exactly_the_documented_attributes():
         sfn_parser_models.StepFunctionsParserBackend.start_execution
         is moto_runtime._start_execution
     )
+    assert events_models.Rule.send_to_targets is moto_runtime._send_to_targets
     assert isinstance(retrier_decl.time, moto_runtime._ScaledSleepTime)
 
 
@@ -358,3 +360,86 @@ def test_retry_back_off_honours_the_time_scale_and_retries_really_happen():
 def test_time_scale_must_be_positive():
     with pytest.raises(ValueError, match="positive"):
         moto_runtime.set_time_scale(0)
+
+
+RECORDER = """
+import json
+
+import boto3
+
+
+def record(event, context):
+    boto3.client("sqs").send_message(
+        QueueUrl=boto3.client("sqs").get_queue_url(QueueName="seen")["QueueUrl"],
+        MessageBody=json.dumps(event),
+    )
+"""
+
+
+def _recorder(name: str) -> str:
+    arn: str = boto3.client("lambda").create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=_role(),
+        Handler="recorder_probe.record",
+        Code={"ZipFile": _zip(RECORDER, "recorder_probe.py")},
+    )["FunctionArn"]
+    return arn
+
+
+def _seen(sqs) -> list:
+    url = sqs.get_queue_url(QueueName="seen")["QueueUrl"]
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    return [json.loads(m["Body"]) for m in messages]
+
+
+def test_eventbridge_rules_deliver_to_lambda_targets_and_keep_the_others():
+    assert "Expr not defined" in inspect.getsource(moto_runtime._original_send_to_targets)
+    with moto_runtime.in_process_moto():
+        sqs = boto3.client("sqs")
+        sqs.create_queue(QueueName="seen")
+        copy_url = sqs.create_queue(QueueName="copies")["QueueUrl"]
+        copy_arn = sqs.get_queue_attributes(QueueUrl=copy_url, AttributeNames=["QueueArn"])
+        function_arn = _recorder("on-event")
+        events = boto3.client("events")
+        events.create_event_bus(Name="bus")
+        events.put_rule(Name="r", EventBusName="bus", EventPattern=json.dumps({"source": ["app"]}))
+        events.put_targets(
+            Rule="r",
+            EventBusName="bus",
+            Targets=[
+                {"Id": "fn", "Arn": function_arn},
+                {"Id": "const", "Arn": function_arn, "Input": '{"constant": true}'},
+                {"Id": "queue", "Arn": copy_arn["Attributes"]["QueueArn"]},
+            ],
+        )
+        events.put_events(
+            Entries=[
+                {"Source": "app", "DetailType": "t", "Detail": '{"n": 1}', "EventBusName": "bus"},
+                {"Source": "other", "DetailType": "t", "Detail": "{}", "EventBusName": "bus"},
+            ]
+        )
+        seen = _seen(sqs)
+        copies = sqs.receive_message(QueueUrl=copy_url)["Messages"]
+    assert {"constant": True} in seen
+    (event,) = [e for e in seen if "detail" in e]
+    assert event["source"] == "app"
+    assert event["detail"] == {"n": 1}
+    assert len(seen) == 2
+    assert json.loads(copies[0]["Body"])["detail"] == {"n": 1}
+
+
+def test_sqs_event_source_mappings_reach_the_real_handler():
+    with moto_runtime.in_process_moto():
+        sqs = boto3.client("sqs")
+        sqs.create_queue(QueueName="seen")
+        url = sqs.create_queue(QueueName="work")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        _recorder("on-message")
+        boto3.client("lambda").create_event_source_mapping(
+            EventSourceArn=arn["Attributes"]["QueueArn"], FunctionName="on-message", BatchSize=1
+        )
+        sqs.send_message(QueueUrl=url, MessageBody="hello")
+        (event,) = _seen(sqs)
+    assert event["Records"][0]["body"] == "hello"
+    assert event["Records"][0]["eventSource"] == "aws:sqs"
