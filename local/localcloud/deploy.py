@@ -107,9 +107,20 @@ def _kms_tags_for_moto(properties: dict[str, Any]) -> None:
         ]
 
 
+def _method_integration_for_moto(properties: dict[str, Any]) -> None:
+    # moto's AWS::ApiGateway::Method requires Integration.IntegrationHttpMethod and .Uri, which
+    # CloudFormation leaves optional (CDK omits both for MOCK integrations, e.g. CORS preflight).
+    # The local API reads integrations from the synthesized template, not from moto.
+    integration = properties.setdefault("Integration", {"Type": "MOCK"})
+    if isinstance(integration, dict):
+        integration.setdefault("IntegrationHttpMethod", properties.get("HttpMethod", "ANY"))
+        integration.setdefault("Uri", "")
+
+
 # Supported types whose properties moto reads differently from CloudFormation.
 PROPERTY_FIXES: dict[str, Callable[[dict[str, Any]], None]] = {
     "AWS::KMS::Key": _kms_tags_for_moto,
+    "AWS::ApiGateway::Method": _method_integration_for_moto,
 }
 
 

@@ -164,17 +164,22 @@ class LocalApi:
                 f"localcloud does not emulate {route.authorization_type} authorizers",
                 "AuthorizerConfigurationException",
             )
+        if route.validation is not None:
+            rejected = validate_request(route.validation, request, path_parameters)
+            if rejected is not None:
+                return gateway_error(HTTPStatus.BAD_REQUEST, rejected, "BadRequestException")
+        if route.mock_response is not None:
+            mock = route.mock_response
+            return mock.status, list(mock.headers), mock.body
         if route.integration_type != "AWS_PROXY" or route.function_logical_id is None:
-            LOG.error("%s %s: only Lambda proxy integrations are served", request.method, path)
+            LOG.error(
+                "%s %s: only Lambda proxy and MOCK integrations are served", request.method, path
+            )
             return gateway_error(
                 HTTPStatus.INTERNAL_SERVER_ERROR,
                 "Internal server error",
                 "InternalServerErrorException",
             )
-        if route.validation is not None:
-            rejected = validate_request(route.validation, request, path_parameters)
-            if rejected is not None:
-                return gateway_error(HTTPStatus.BAD_REQUEST, rejected, "BadRequestException")
         request_id = str(uuid.uuid4())
         event = build_proxy_event(
             IncomingRequest(

@@ -43,6 +43,15 @@ class RequestValidation:
 
 
 @dataclass(frozen=True)
+class MockResponse:
+    """What a MOCK integration answers (CDK's CORS preflight methods are these)."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
 class Route:
     rest_api: str
     http_method: str
@@ -52,6 +61,7 @@ class Route:
     authorization_type: str
     method_logical_id: str
     validation: RequestValidation | None = None
+    mock_response: MockResponse | None = None
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -182,6 +192,43 @@ def _validation(
     )
 
 
+def _mock_response(logical_id: str, integration: dict[str, Any]) -> MockResponse | None:
+    """The default integration response of a MOCK integration, with its static header values.
+
+    Only literal mappings ('value') are supported; a mapping from the request or a Velocity
+    template is refused, so a route never answers differently from API Gateway unnoticed.
+    """
+    if integration.get("Type") != "MOCK":
+        return None
+    responses = [
+        r for r in integration.get("IntegrationResponses", []) if not r.get("SelectionPattern")
+    ]
+    if not responses:
+        return MockResponse(status=200, headers=())
+    response = responses[0]
+    headers = []
+    for key, value in (response.get("ResponseParameters") or {}).items():
+        name = key.removeprefix("method.response.header.")
+        literal = isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == "'"
+        if name == key or not literal:
+            raise TemplateError(
+                f"{logical_id}: MOCK response parameter {key}={value!r} is not a literal"
+            )
+        headers.append((name, value[1:-1]))
+    body = b""
+    templates = response.get("ResponseTemplates") or {}
+    template = templates.get("application/json")
+    if isinstance(template, str) and template:
+        if "$" in template:
+            raise TemplateError(
+                f"{logical_id}: MOCK response templates with Velocity are not served"
+            )
+        body = template.encode()
+    return MockResponse(
+        status=int(response.get("StatusCode", 200)), headers=tuple(headers), body=body
+    )
+
+
 def routes_from_template(template: dict[str, Any]) -> list[Route]:
     resources: dict[str, Any] = template.get("Resources", {})
     paths = _resource_paths(resources)
@@ -215,6 +262,7 @@ def routes_from_template(template: dict[str, Any]) -> list[Route]:
                 authorization_type=properties.get("AuthorizationType", "NONE"),
                 method_logical_id=logical_id,
                 validation=_validation(logical_id, properties, resources),
+                mock_response=_mock_response(logical_id, integration or {}),
             )
         )
     return routes

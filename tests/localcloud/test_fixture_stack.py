@@ -140,6 +140,14 @@ def test_binary_bodies_round_trip_base64_with_multi_value_headers(http):
     assert response.headers.get_list("x-multi") == ["a", "b"]
 
 
+def test_cors_preflight_mock_integration_answers_with_its_static_headers(http):
+    response = http.options("/cors", headers={"Origin": "https://app.example"})
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == "https://app.example"
+    assert response.headers["access-control-allow-methods"] == "GET"
+    assert response.content == b""
+
+
 def test_iam_auth_methods_are_served_without_sigv4(http):
     # Documented difference: SigV4 is not verified locally.
     assert http.get("/iam").status_code == 200

@@ -129,6 +129,12 @@ class FixtureService(cdk.Stack):
         for path in ("echo", "boom", "malformed", "secret", "slow"):
             api.root.add_resource(path).add_method("GET", integration)
         api.root.add_resource("binary").add_method("POST", integration)
+        api.root.add_resource(
+            "cors",
+            default_cors_preflight_options=apigw.CorsOptions(
+                allow_origins=["https://app.example"], allow_methods=["GET"]
+            ),
+        ).add_method("GET", integration)
         api.root.add_resource("iam").add_method(
             "GET", integration, authorization_type=apigw.AuthorizationType.IAM
         )

@@ -205,3 +205,26 @@ def test_docker_image_assets_are_refused_before_anything_is_uploaded(tmp_path):
 
     with pytest.raises(DeployError, match="Docker"):
         publish_assets(no_clients, manifest, ACCOUNT, REGION)
+
+
+def test_mock_method_integrations_get_the_fields_moto_requires():
+    template = {
+        "Resources": {
+            "Options": {
+                "Type": "AWS::ApiGateway::Method",
+                "Properties": {"HttpMethod": "OPTIONS", "Integration": {"Type": "MOCK"}},
+            },
+            "Bare": {"Type": "AWS::ApiGateway::Method", "Properties": {"HttpMethod": "GET"}},
+        }
+    }
+    resources = _prepare(template).body["Resources"]
+    assert resources["Options"]["Properties"]["Integration"] == {
+        "Type": "MOCK",
+        "IntegrationHttpMethod": "OPTIONS",
+        "Uri": "",
+    }
+    assert resources["Bare"]["Properties"]["Integration"]["Type"] == "MOCK"
+    # The synthesized template itself, which the local API reads, is untouched.
+    assert (
+        "IntegrationHttpMethod" not in template["Resources"]["Options"]["Properties"]["Integration"]
+    )

@@ -411,3 +411,40 @@ def test_model_schema_with_intrinsics_cannot_be_validated_locally():
     }
     with pytest.raises(TemplateError, match="ItemModel"):
         routes_from_template(template)
+
+
+def _mock_template(parameters, templates=None):
+    response = {"StatusCode": "204", "ResponseParameters": parameters}
+    if templates is not None:
+        response["ResponseTemplates"] = templates
+    return {
+        "Resources": {
+            "Api": TEMPLATE["Resources"]["Api"],
+            "Options": _method(
+                ROOT, "OPTIONS", integration={"Type": "MOCK", "IntegrationResponses": [response]}
+            ),
+        }
+    }
+
+
+def test_mock_integration_answers_its_literal_headers():
+    (route,) = routes_from_template(
+        _mock_template(
+            {"method.response.header.Access-Control-Allow-Origin": "'https://a.example'"}
+        )
+    )
+    assert route.mock_response is not None
+    assert route.mock_response.status == 204
+    assert route.mock_response.headers == (("Access-Control-Allow-Origin", "https://a.example"),)
+
+
+@pytest.mark.parametrize(
+    ("parameters", "templates"),
+    [
+        ({"method.response.header.X": "method.request.header.Origin"}, None),
+        ({}, {"application/json": '#set($o = $input.params("Origin"))$o'}),
+    ],
+)
+def test_mock_integration_that_maps_the_request_is_refused(parameters, templates):
+    with pytest.raises(TemplateError, match="Options"):
+        routes_from_template(_mock_template(parameters, templates))
