@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import platform
 import secrets
+import sys
 
 import httpx
 import pytest
 
 from localcloud.deploy import Handling, read_assembly
+from localcloud.lambda_runner import layer_is_host_compatible
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +71,19 @@ def test_unknown_route_is_404(http):
     response = http.get(f"/no-such-route-{secrets.token_hex(2)}")
     assert response.status_code == 404
     assert response.json() == {"message": "Missing Authentication Token"}
+
+
+def test_the_dependency_layer_is_used_only_where_it_can_load(product_cdk_out):
+    """The layer is built for the Lambda runtime (python3.14/arm64); elsewhere the venv serves."""
+    layers = [
+        resource["Properties"]["Content"]["S3Key"].removesuffix(".zip")
+        for artifact in read_assembly(product_cdk_out)
+        for resource in artifact.template()["Resources"].values()
+        if resource["Type"] == "AWS::Lambda::LayerVersion"
+    ]
+    assert layers
+    for asset_hash in layers:
+        python_dir = product_cdk_out / f"asset.{asset_hash}" / "python"
+        assert any(python_dir.rglob("*.so")), "expected compiled dependencies in the layer"
+        runs_here = sys.version_info[:2] == (3, 14) and platform.machine() == "aarch64"
+        assert layer_is_host_compatible(python_dir) is runs_here
