@@ -442,6 +442,18 @@ def _substitute_in_sub(
     return [replaced, _substitute_references(variables, refs, get_atts)]
 
 
+def check_deployable(stack: str, template: dict[str, Any]) -> None:
+    """Refuse a template with resource types nobody here can create, naming each of them."""
+    missing = unsupported_types(template)
+    if missing:
+        raise DeployError(
+            f"stack {stack} uses resource types the local cloud cannot deploy: "
+            f"{', '.join(missing)}. Add a handling for each to HANDLED_TYPES in "
+            "localcloud/deploy.py (strip with a reason, or emulate through the API), "
+            "or change the stack"
+        )
+
+
 def prepare_template(
     stack: str,
     template: dict[str, Any],
@@ -454,14 +466,7 @@ def prepare_template(
     `emulated_refs` maps logical ids of resources already created through the API (secrets) to
     their Ref value (the ARN).
     """
-    missing = unsupported_types(template)
-    if missing:
-        raise DeployError(
-            f"stack {stack} uses resource types the local cloud cannot deploy: "
-            f"{', '.join(missing)}. Add a handling for each to HANDLED_TYPES in "
-            "localcloud/deploy.py (strip with a reason, or emulate through the API), "
-            "or change the stack"
-        )
+    check_deployable(stack, template)
     body = copy.deepcopy(template)
     resources: dict[str, Any] = body.get("Resources", {})
     refs: dict[str, str] = dict(emulated_refs or {})
@@ -721,9 +726,7 @@ def deploy_assembly(
         artifacts = [a for a in artifacts if a.name in wanted]
     # Reject an undeployable assembly before creating anything.
     for artifact in artifacts:
-        missing = unsupported_types(artifact.template())
-        if missing:
-            prepare_template(artifact.name, artifact.template(), account_id, region)
+        check_deployable(artifact.name, artifact.template())
     bootstrap(clients, account_id, region)
     cloudformation = clients("cloudformation")
     deployment = Deployment(account_id=account_id, region=region)

@@ -44,7 +44,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from moto.awslambda import models as lambda_models
+from moto.awslambda.utils import get_backend
 
 from localcloud.lambda_context import LambdaContext, error_payload, timeout_payload
 
@@ -133,7 +133,7 @@ def layer_is_host_compatible(layer_dir: Path) -> bool:
 
 
 def _layer_python_dirs(fn: Any) -> list[Path]:
-    backend = lambda_models.lambda_backends[fn.account_id][fn.region]
+    backend = get_backend(fn.account_id, fn.region)
     dirs: list[Path] = []
     for layer in fn.layers:
         version = backend.layers_versions_by_arn(layer["Arn"])

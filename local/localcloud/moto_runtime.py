@@ -288,6 +288,8 @@ def moto_server(
     install_patches()
     # ThreadedMotoServer binds in its thread and would wait forever for a busy port: probe first.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the servers do: a port in TIME_WAIT after a restart is free, a listener is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:

@@ -272,3 +272,16 @@ def test_binary_event_body_is_base64_for_binary_media_types(fixture_cloud):
     assert status == 200
     assert body == b"\x01\x00"
     assert base64.b64encode(body)
+
+
+def test_chunked_request_bodies_are_read(http):
+    item_id = f"chunked-{secrets.token_hex(4)}"
+    payload = json.dumps({"id": item_id, "name": "streamed"}).encode()
+
+    def chunks():
+        yield payload[:10]
+        yield payload[10:]
+
+    response = http.post("/items", content=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 201, response.text
+    assert http.get(f"/items/{item_id}").json()["name"] == "streamed"
