@@ -233,8 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    # moto's server logs every request it serves; the local API's own access log is enough.
-    for noisy in ("werkzeug", "botocore", "httpx"):
+    # moto's server logs every request it serves; the local API's own access log is enough. The
+    # deploy's stripped/emulated list is printed once in the summary.
+    for noisy in ("werkzeug", "botocore", "httpx", "localcloud.deploy"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return dev(args) if args.command == "dev" else demo(args)
