@@ -189,7 +189,7 @@ def test_integration_running_past_the_timeout_is_a_504_not_a_hang(fixture_cloud)
         impatient.close()
     assert status == 504
     assert json.loads(body) == {"message": "Endpoint request timed out"}
-    assert elapsed < 1.2
+    assert elapsed < 1.25
     time.sleep(1.3)  # let the abandoned invocation finish before the next test
 
 
@@ -211,7 +211,7 @@ def test_state_machine_runs_to_succeeded_with_a_60s_wait_compressed(fixture_clou
     output = json.loads(execution["output"])
     assert output["attempts"] == 1
     assert output["layer"] == "hello from the fixture layer"
-    assert elapsed < 1.0
+    assert elapsed < 3.0  # 60 s of Wait; real time would be over a minute
 
 
 def test_retry_recovers_from_failing_attempts(fixture_cloud):
@@ -230,7 +230,7 @@ def test_retry_recovers_from_failing_attempts(fixture_cloud):
     ]
     assert failures == ["FlakyError", "FlakyError"]
     # 30 s + 60 s of back-off and a 60 s Wait, compressed.
-    assert elapsed < 2.0
+    assert elapsed < 5.0
 
 
 def test_catch_takes_over_when_retries_are_exhausted(fixture_cloud):

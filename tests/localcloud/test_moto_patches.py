@@ -295,7 +295,7 @@ def test_wait_states_honour_the_time_scale():
         finally:
             moto_runtime.set_time_scale(1.0)
     assert description["status"] == "SUCCEEDED"
-    assert elapsed < 1.0
+    assert elapsed < 3.0
 
 
 def test_a_scaled_wait_still_waits_the_scaled_time():
@@ -312,7 +312,7 @@ def test_a_scaled_wait_still_waits_the_scaled_time():
             elapsed = time.monotonic() - started
         finally:
             moto_runtime.set_time_scale(1.0)
-    assert 0.35 < elapsed < 1.5
+    assert 0.35 < elapsed < 3.0
 
 
 def test_retry_back_off_honours_the_time_scale_and_retries_really_happen():
@@ -354,7 +354,7 @@ def test_retry_back_off_honours_the_time_scale_and_retries_really_happen():
     assert description["error"] == "Boom"
     # 1 attempt + 3 retries, with 30 + 60 + 120 s of back-off compressed to 0.21 s.
     assert sum(e["type"] == "TaskFailed" for e in events) == 4
-    assert elapsed < 2.0
+    assert elapsed < 5.0
 
 
 def test_time_scale_must_be_positive():
