@@ -1,2 +1,244 @@
-def main() -> None:
-    raise SystemExit("not yet")
+"""`python -m localcloud dev|demo`: the synthesized stack running on this machine.
+
+dev   moto server + cdk.out deployed + the local API, on fixed ports, until Ctrl-C.
+demo  the same on free ports, then the smoke journey through the local API, then exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from localcloud.deploy import Deployment
+
+# moto takes seconds to import; the CLI imports it only once the arguments, the cloud assembly
+# and the ports have been checked, so those mistakes are reported at once.
+
+HOST = "127.0.0.1"
+DEFAULT_REGION = "us-east-1"
+RUNNER_MODES = ("in-process", "subprocess")
+DEFAULT_API_PORT = 3000
+DEFAULT_MOTO_PORT = 5000
+EXIT_PORT_IN_USE = 3
+EXIT_NOT_SYNTHESIZED = 2
+EXIT_DEPLOY_FAILED = 4
+
+
+@dataclass
+class RunningCloud:
+    deployment: Deployment
+    api_url: str
+    moto_url: str
+
+
+class CliError(Exception):
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r} is not a port number") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m localcloud", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("dev", "keep the local cloud running (Ctrl-C stops it)"),
+        ("demo", "run the smoke journey on a fresh local cloud, then exit"),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument(
+            "--cdk-out",
+            type=Path,
+            default=Path(os.environ.get("CDK_OUTDIR", "cdk.out")),
+            help="the synthesized cloud assembly (default: cdk.out, or $CDK_OUTDIR)",
+        )
+        command.add_argument(
+            "--runner",
+            choices=RUNNER_MODES,
+            default=os.environ.get("LOCALCLOUD_RUNNER", "in-process"),
+            help="where handlers run (default in-process, or $LOCALCLOUD_RUNNER)",
+        )
+        command.add_argument("--region", default=DEFAULT_REGION)
+        command.add_argument("--rest-api", default=None, help="which REST API to serve")
+        if name == "dev":
+            command.add_argument(
+                "--api-port",
+                type=int,
+                default=_env_int("LOCALCLOUD_API_PORT", DEFAULT_API_PORT),
+                help=f"local API port (default {DEFAULT_API_PORT}, or $LOCALCLOUD_API_PORT)",
+            )
+            command.add_argument(
+                "--moto-port",
+                type=int,
+                default=_env_int("LOCALCLOUD_MOTO_PORT", DEFAULT_MOTO_PORT),
+                help=f"moto server port (default {DEFAULT_MOTO_PORT}, or $LOCALCLOUD_MOTO_PORT)",
+            )
+            command.add_argument(
+                "--time-scale",
+                type=float,
+                default=float(os.environ.get("LOCALCLOUD_TIME_SCALE", "1.0")),
+                help="scale Wait states and Retry intervals (default 1.0 = real time)",
+            )
+    return parser
+
+
+@contextlib.contextmanager
+def running_cloud(
+    cdk_out: Path,
+    *,
+    api_port: int,
+    moto_port: int,
+    runner: str,
+    region: str,
+    rest_api: str | None = None,
+    time_scale: float = 1.0,
+) -> Iterator[RunningCloud]:
+    if not (cdk_out / "manifest.json").is_file():
+        raise CliError(
+            f"no cloud assembly at {cdk_out.resolve()}: run `make synth` first",
+            EXIT_NOT_SYNTHESIZED,
+        )
+    for label, port, flag in (
+        ("the local API", api_port, "--api-port / LOCALCLOUD_API_PORT"),
+        ("the moto server", moto_port, "--moto-port / LOCALCLOUD_MOTO_PORT"),
+    ):
+        if port != 0 and not port_is_free(HOST, port):
+            raise CliError(
+                f"port {port} on {HOST} is already in use, so {label} cannot start. Stop what "
+                f"listens there (another `make dev`?) or choose another port with {flag}.",
+                EXIT_PORT_IN_USE,
+            )
+    # Fake credentials: boto3 insists on some, and none must ever reach AWS from here.
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        os.environ[key] = "localcloud"
+    os.environ["AWS_DEFAULT_REGION"] = region
+    from localcloud import moto_runtime
+    from localcloud.deploy import DeployError, client_factory, deploy_assembly
+    from localcloud.gateway import GatewayError, GatewayServer, LocalApi
+    from localcloud.lambda_runner import RunnerMode
+
+    moto_runtime.set_time_scale(time_scale)
+    try:
+        with moto_runtime.moto_server(HOST, moto_port, RunnerMode(runner)) as moto_url:
+            clients = client_factory(region, moto_url)
+            try:
+                deployment = deploy_assembly(cdk_out, clients)
+            except DeployError as exc:
+                raise CliError(f"deploy failed: {exc}", EXIT_DEPLOY_FAILED) from exc
+            local_api = LocalApi(deployment, clients, rest_api=rest_api)
+            with GatewayServer(local_api, HOST, api_port) as gateway:
+                yield RunningCloud(deployment, gateway.url, moto_url)
+    except (moto_runtime.MotoServerPortInUse, GatewayError) as exc:
+        raise CliError(str(exc), EXIT_PORT_IN_USE) from exc
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the servers do: a port in TIME_WAIT after a restart is free, a listener is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _print_summary(cloud: RunningCloud, started: float) -> None:
+    print(f"local cloud up in {time.monotonic() - started:.1f}s", flush=True)
+    print(f"  local API:   {cloud.api_url}")
+    print(f"  moto server: {cloud.moto_url}  (AWS_ENDPOINT_URL={cloud.moto_url} for aws/boto3)")
+    for stack, outputs in cloud.deployment.all_outputs().items():
+        print(f"  {stack} outputs:")
+        for key, value in sorted(outputs.items()):
+            print(f"    {key} = {value}")
+    for item in cloud.deployment.handled:
+        print(f"  note: {item.describe()}")
+    print("Ctrl-C stops it.", flush=True)
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def dev(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    with running_cloud(
+        args.cdk_out,
+        api_port=args.api_port,
+        moto_port=args.moto_port,
+        runner=args.runner,
+        region=args.region,
+        rest_api=args.rest_api,
+        time_scale=args.time_scale,
+    ) as cloud:
+        _print_summary(cloud, started)
+        _wait_for_signal()
+        print("stopping the local cloud", flush=True)
+    print("stopped", flush=True)
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    from localcloud.demo import run_journey
+    from localcloud.deploy import client_factory
+
+    with running_cloud(
+        args.cdk_out,
+        api_port=0,
+        moto_port=0,
+        runner=args.runner,
+        region=args.region,
+        rest_api=args.rest_api,
+    ) as cloud:
+        return run_journey(
+            cloud.api_url, cloud.deployment, client_factory(args.region, cloud.moto_url)
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # moto's server logs every request it serves; the local API's own access log is enough. The
+    # deploy's stripped/emulated list is printed once in the summary.
+    for noisy in ("werkzeug", "botocore", "httpx", "localcloud.deploy"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return dev(args) if args.command == "dev" else demo(args)
+    except CliError as exc:
+        print(f"localcloud: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code

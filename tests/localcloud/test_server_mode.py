@@ -1,0 +1,236 @@
+"""`make dev`'s path: moto as a server, handlers in subprocesses, and the CLI's lifecycle."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from types import SimpleNamespace
+
+import boto3
+import httpx
+import pytest
+
+from localcloud import lambda_runner, moto_runtime
+from localcloud.deploy import client_factory, deploy_assembly
+from localcloud.testing import LocalCloud
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def fake_credentials(monkeypatch):
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(key, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+def test_subprocess_runner_on_a_moto_server_runs_the_state_machine(
+    fixture_cdk_out, fake_credentials
+):
+    with moto_runtime.moto_server(port=0, runner_mode=lambda_runner.RunnerMode.SUBPROCESS) as url:
+        clients = client_factory("us-east-1", url)
+        deployment = deploy_assembly(fixture_cdk_out, clients)
+        cloud = LocalCloud(deployment, clients, "", local_api=None)  # type: ignore[arg-type]
+        moto_runtime.set_time_scale(0.001)
+        try:
+            execution = cloud.run_state_machine(
+                deployment.output("StateMachineArn"), {"runId": "server", "failTimes": 1}
+            )
+        finally:
+            moto_runtime.set_time_scale(1.0)
+    assert execution["status"] == "SUCCEEDED", execution
+    output = json.loads(execution["output"])
+    assert output["attempts"] == 2
+    # The handler ran in its own process, with the layer (built for this interpreter) on its path.
+    assert output["pid"] != os.getpid()
+    assert output["layer"] == "hello from the fixture layer"
+    assert lambda_runner.current_mode() is lambda_runner.RunnerMode.IN_PROCESS
+
+
+def _stub_function(source: str, handler: str, timeout: int) -> SimpleNamespace:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("stub_handler.py", source)
+    return SimpleNamespace(
+        code_bytes=buffer.getvalue(),
+        layers=[],
+        account_id="123456789012",
+        region="us-east-1",
+        handler=f"stub_handler.{handler}",
+        run_time="python3.11",
+        function_name="stub",
+        memory_size=128,
+        version="$LATEST",
+        logs_group_name="/aws/lambda/stub",
+        environment_vars={"STUB": "1"},
+        function_arn="arn:aws:lambda:us-east-1:123456789012:function:stub",
+        timeout=timeout,
+    )
+
+
+STUB = """
+import os, time
+def slow(event, context):
+    time.sleep(30)
+def boom(event, context):
+    raise KeyError("missing " + os.environ["STUB"])
+"""
+
+
+def test_subprocess_runner_enforces_the_function_timeout():
+    lambda_runner.configure(lambda_runner.RunnerMode.SUBPROCESS, "http://127.0.0.1:9")
+    try:
+        started = time.monotonic()
+        payload, errored, _ = lambda_runner._run_subprocess(
+            _stub_function(STUB, "slow", timeout=1), {}, "req-1"
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        lambda_runner.configure(lambda_runner.RunnerMode.IN_PROCESS, None)
+    assert errored
+    assert json.loads(payload)["errorType"] == "Sandbox.Timedout"
+    assert elapsed < 5
+
+
+def test_subprocess_runner_reports_errors_like_lambda():
+    lambda_runner.configure(lambda_runner.RunnerMode.SUBPROCESS, "http://127.0.0.1:9")
+    try:
+        payload, errored, _ = lambda_runner._run_subprocess(
+            _stub_function(STUB, "boom", timeout=10), {}, "req-2"
+        )
+    finally:
+        lambda_runner.configure(lambda_runner.RunnerMode.IN_PROCESS, None)
+    error = json.loads(payload)
+    assert errored
+    assert error["errorType"] == "KeyError"
+    assert error["errorMessage"] == "'missing 1'"
+    assert error["requestId"] == "req-2"
+
+
+def test_subprocess_mode_needs_a_server():
+    with pytest.raises(ValueError, match="moto server"):
+        lambda_runner.configure(lambda_runner.RunnerMode.SUBPROCESS, None)
+
+
+def _dev(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "localcloud", "dev", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.parametrize("which", ["--api-port", "--moto-port"])
+def test_dev_reports_a_busy_port_and_exits_non_zero(fixture_cdk_out, which):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        other = "--moto-port" if which == "--api-port" else "--api-port"
+        process = _dev(
+            "--cdk-out", str(fixture_cdk_out), which, str(port), other, str(_free_port())
+        )
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 3
+    assert f"port {port} on 127.0.0.1 is already in use" in stderr
+    assert which in stderr
+
+
+def test_dev_ports_come_from_the_environment_too(fixture_cdk_out):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        process = _dev(
+            "--cdk-out",
+            str(fixture_cdk_out),
+            env={"LOCALCLOUD_API_PORT": str(port), "LOCALCLOUD_MOTO_PORT": str(_free_port())},
+        )
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 3
+    assert f"port {port}" in stderr
+
+
+def test_dev_without_a_cloud_assembly_says_to_synthesize(tmp_path):
+    process = _dev("--cdk-out", str(tmp_path / "nothing"), "--api-port", "0", "--moto-port", "0")
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert "make synth" in stderr
+
+
+class _Output:
+    """A process's stdout read by a thread, so a quiet process cannot block the test."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        self._lines: queue.Queue[str] = queue.Queue()
+        stdout = process.stdout
+
+        def pump() -> None:
+            for line in stdout:
+                self._lines.put(line)
+
+        threading.Thread(target=pump, daemon=True).start()
+
+    def read_until(self, marker: str, timeout: float) -> str:
+        seen = ""
+        deadline = time.monotonic() + timeout
+        while marker not in seen:
+            try:
+                seen += self._lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                raise AssertionError(f"no {marker!r} within {timeout}s in: {seen}") from None
+        return seen
+
+
+def test_dev_serves_until_ctrl_c_then_stops_cleanly(fixture_cdk_out):
+    api_port, moto_port = _free_port(), _free_port()
+    process = _dev(
+        "--cdk-out",
+        str(fixture_cdk_out),
+        "--api-port",
+        str(api_port),
+        "--moto-port",
+        str(moto_port),
+    )
+    try:
+        output = _Output(process)
+        banner = output.read_until("Ctrl-C stops it.", timeout=90)
+        assert f"local API:   http://127.0.0.1:{api_port}" in banner
+        assert f"moto server: http://127.0.0.1:{moto_port}" in banner
+        assert "StateMachineArn = arn:aws:states:" in banner
+        response = httpx.get(f"http://127.0.0.1:{api_port}/echo", timeout=30)
+        assert response.status_code == 200
+        # The moto server is usable by any client, e.g. to look at what the handlers wrote.
+        tables = boto3.client(
+            "dynamodb",
+            endpoint_url=f"http://127.0.0.1:{moto_port}",
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        ).list_tables()["TableNames"]
+        assert len(tables) == 1
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=20)
+        rest = output.read_until("stopped", timeout=5)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0
+    assert "stopping the local cloud" in rest
