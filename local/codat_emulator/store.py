@@ -711,6 +711,9 @@ class Store:
             raise NotFound("Company", company_id)
         return company
 
+    def has_company(self, company_id: str) -> bool:
+        return company_id in self._companies
+
     def get_company(self, company_id: str) -> JsonDict:
         with self._lock:
             company = self._company(company_id)
