@@ -766,15 +766,9 @@ class Store:
 
     def create_connection(self, company_id: str, platform_key: str, base_url: str) -> JsonDict:
         if platform_key not in PLATFORMS:
+            # Codat documents no 400 here: an unknown integration is a 404.
             known = ", ".join(f"{k} ({v})" for k, v in PLATFORMS.items())
-            raise ValidationFailed(
-                [
-                    ValidationItem(
-                        f"Unknown platformKey '{platform_key}'. Supported: {known}.",
-                        item_id="platformKey",
-                    )
-                ]
-            )
+            raise NotFound(f"Integration (supported: {known})", platform_key)
         with self._change() as emit:
             self._company(company_id)
             connection_id = new_id()
