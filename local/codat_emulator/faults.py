@@ -111,6 +111,10 @@ class FaultInjector:
             )
         return rule
 
+    def add_rule(self, **fields: object) -> FaultRule:
+        """``add(FaultRule(...))`` from keyword arguments, validated the same way."""
+        return self.add(FaultRule.model_validate(fields))
+
     def rules(self) -> list[FaultRule]:
         with self._lock:
             return [

@@ -119,7 +119,8 @@ class _Parser:
                 break
             self.pos += 1
         value = self.text[start : self.pos].strip()
-        if not value:
+        if not value or value[0] in "=<>!~":
+            # "status==Open" is a typo, not a search for "=Open": quote such a value.
             raise QueryError(f"Expected a value at position {start}.")
         return value
 

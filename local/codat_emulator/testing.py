@@ -23,6 +23,7 @@ from codat_emulator.faults import FaultInjector
 from codat_emulator.store import Store
 
 if TYPE_CHECKING:
+    from codat_platform.sdk import CodatPlatform
     from codat_sync_for_payables.sdk import CodatSyncPayables
     from starlette.applications import Starlette
 
@@ -55,11 +56,25 @@ class RunningEmulator:
 
     def sdk(self, timeout: float = 10.0) -> CodatSyncPayables:
         """The real Codat SDK pointed at the emulator, with httpx and no retries."""
-        from codat_sync_for_payables.sdk import CodatSyncPayables
         from codat_sync_for_payables.models.shared.security import Security
+        from codat_sync_for_payables.sdk import CodatSyncPayables
         from codat_sync_for_payables.utils.retries import RetryConfig
 
         return CodatSyncPayables(
+            security=Security(auth_header=self.auth_header),
+            server_url=self.base_url,
+            client=httpx.Client(timeout=timeout),
+            retry_config=RetryConfig(strategy="none"),
+            timeout_ms=int(timeout * 1000),
+        )
+
+    def platform_sdk(self, timeout: float = 10.0) -> CodatPlatform:
+        """Codat's platform SDK (webhook consumers, sync settings) pointed at the emulator."""
+        from codat_platform.models.shared.security import Security
+        from codat_platform.sdk import CodatPlatform
+        from codat_platform.utils.retries import RetryConfig
+
+        return CodatPlatform(
             security=Security(auth_header=self.auth_header),
             server_url=self.base_url,
             client=httpx.Client(timeout=timeout),
