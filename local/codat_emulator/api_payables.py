@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from email import policy
 from email.message import EmailMessage
@@ -121,10 +122,16 @@ def routes(ctx: ApiContext) -> list[BaseRoute]:
             statuses: frozenset[str] | None = DEFAULT_BILL_STATUSES
         else:
             statuses = value_scope(node, "status", all_statuses)
-        page = store.list_bills(
+        page = store.list_bills_json(
             *ids(request), after, limits.bills_page_size, statuses, _predicate(node)
         )
-        return json_response(_page_body(page, query))
+        pagination: dict[str, str] = {}
+        if page.next_after is not None:
+            pagination["continuationToken"] = encode_token(page.next_after, query)
+        # The bills are JSON already (rendered once per change): splice them in.
+        body = b'{"results":[' + b",".join(page.items) + b'],"pagination":'
+        body += json.dumps(pagination).encode() + b"}"
+        return Response(body, media_type="application/json")
 
     async def create_bill(request: Request) -> Response:
         store.get_connection(*ids(request))

@@ -44,6 +44,7 @@ import base64
 import bisect
 import heapq
 import itertools
+import json
 import logging
 import secrets
 import threading
@@ -580,6 +581,8 @@ class _Ledger:
     suppliers: dict[str, Supplier] = field(default_factory=dict)
     supplier_order: _SeqIndex = field(default_factory=_SeqIndex)
     bills: dict[str, Bill] = field(default_factory=dict)
+    # Each bill's JSON rendered once per change: listing pages is then a join, not a re-render.
+    bill_views: dict[str, tuple[JsonDict, bytes]] = field(default_factory=dict)
     bill_order: _SeqIndex = field(default_factory=_SeqIndex)
     bills_by_status: dict[str, _SeqIndex] = field(
         default_factory=lambda: {s: _SeqIndex() for s in BILL_STATUSES}
@@ -986,6 +989,7 @@ class Store:
             supplier = ledger.suppliers.get(bill.supplier_id)
             bill.supplier_name = supplier.supplier_name if supplier else None
         ledger.bills[bill.id] = bill
+        _render_bill(ledger, bill)
         ledger.bill_order.add(bill.seq, bill.id)
         ledger.bills_by_status[bill.status].add(bill.seq, bill.id)
 
@@ -1034,11 +1038,11 @@ class Store:
     ) -> Page[JsonDict]:
         with self._lock:
             ledger = self._ledger(company_id, connection_id)
-            rows = (
+            bodies = (
                 (seq, ledger.suppliers[sid].to_json())
                 for seq, sid in ledger.supplier_order.after(after)
             )
-            return _take_page(rows, limit, predicate)
+            return _take_page(((seq, body, body) for seq, body in bodies), limit, predicate)
 
     # -- bills ----------------------------------------------------------------------------------
 
@@ -1064,19 +1068,43 @@ class Store:
         """Bills in sequence order after ``after``; ``statuses`` narrows the scan to those indexes
         (the caller still passes the full ``predicate``)."""
         with self._lock:
-            ledger = self._ledger(company_id, connection_id)
-            if statuses is None:
-                candidates: Iterator[tuple[int, str]] = ledger.bill_order.after(after)
-            else:
-                candidates = heapq.merge(
-                    *(
-                        ledger.bills_by_status[s].after(after)
-                        for s in sorted(statuses)
-                        if s in ledger.bills_by_status
-                    )
-                )
-            rows = ((seq, ledger.bills[bid].to_json()) for seq, bid in candidates)
+            rows = (
+                (seq, view, view)
+                for seq, view, _ in self._bill_rows(company_id, connection_id, after, statuses)
+            )
+            page = _take_page(rows, limit, predicate)
+            return Page([_copy_json(item) for item in page.items], page.next_after)
+
+    def list_bills_json(
+        self,
+        company_id: str,
+        connection_id: str,
+        after: int,
+        limit: int,
+        statuses: frozenset[str] | None,
+        predicate: Callable[[JsonDict], bool] | None = None,
+    ) -> Page[bytes]:
+        """As ``list_bills``, each bill as its JSON bytes (what the HTTP layer sends)."""
+        with self._lock:
+            rows = self._bill_rows(company_id, connection_id, after, statuses)
             return _take_page(rows, limit, predicate)
+
+    def _bill_rows(
+        self, company_id: str, connection_id: str, after: int, statuses: frozenset[str] | None
+    ) -> Iterator[tuple[int, JsonDict, bytes]]:
+        ledger = self._ledger(company_id, connection_id)
+        if statuses is None:
+            candidates: Iterator[tuple[int, str]] = ledger.bill_order.after(after)
+        else:
+            candidates = heapq.merge(
+                *(
+                    ledger.bills_by_status[s].after(after)
+                    for s in sorted(statuses)
+                    if s in ledger.bills_by_status
+                )
+            )
+        views = ledger.bill_views
+        return ((seq, *views[bill_id]) for seq, bill_id in candidates)
 
     def count_bills(self, company_id: str, connection_id: str) -> dict[str, int]:
         with self._lock:
@@ -1331,6 +1359,7 @@ class Store:
         bill.seq = next(self._seq)
         ledger.bill_order.add(bill.seq, bill.id)
         ledger.bills_by_status[bill.status].add(bill.seq, bill.id)
+        _render_bill(ledger, bill)
         payment_body = payment.to_json()
         payment_body["billId"] = bill.id
         payment_body["external"] = payment.external
@@ -1520,18 +1549,27 @@ def _copy_value(value: Any) -> Any:
     return value
 
 
+def _render_bill(ledger: _Ledger, bill: Bill) -> None:
+    body = bill.to_json()
+    ledger.bill_views[bill.id] = (body, json.dumps(body, separators=(",", ":")).encode())
+
+
+ItemT = TypeVar("ItemT")
+
+
 def _take_page(
-    rows: Iterable[tuple[int, JsonDict]],
+    rows: Iterable[tuple[int, JsonDict, ItemT]],
     limit: int,
     predicate: Callable[[JsonDict], bool] | None,
-) -> Page[JsonDict]:
-    items: list[JsonDict] = []
+) -> Page[ItemT]:
+    """Up to ``limit`` items whose JSON passes ``predicate``; the page says where to continue."""
+    items: list[ItemT] = []
     last_seq = 0
-    for seq, body in rows:
+    for seq, body, item in rows:
         if predicate is not None and not predicate(body):
             continue
         if len(items) == limit:
             return Page(items, last_seq)
-        items.append(body)
+        items.append(item)
         last_seq = seq
     return Page(items, None)
