@@ -5,7 +5,7 @@ The server runs in its own process (``--serve``, the same app as ``codat-emulato
 with a free port; the load comes from client threads here, each with its own httpx connection.
 Every phase is bounded in request count and wall time, so the run always stops by itself.
 
-    .venv/bin/python benchmarks/emulator_throughput.py [--bills 10000] [--requests 2000]
+    .venv/bin/python -m benchmarks.emulator_throughput [--bills 10000] [--requests 2000]
         [--seconds 20] [--clients 1,4]
 """
 
