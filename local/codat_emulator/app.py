@@ -60,10 +60,13 @@ class CodatApiMiddleware:
         cid = secrets.token_hex(16)
         scope.setdefault("state", {})["correlation_id"] = cid
         path: str = scope["path"]
-        if path.startswith(UNMETERED_PREFIXES):
-            await self._guarded(scope, receive, send, cid, [])
-            return
         store = self.ctx.store
+        if path.startswith(UNMETERED_PREFIXES):
+            # Not counted, but the client still sees where its quota stands.
+            await self._guarded(
+                scope, receive, send, cid, rate_limit_headers(store.quota_state(""))
+            )
+            return
         auth = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
         if not hmac.compare_digest(auth, self.expected_auth):
             headers = rate_limit_headers(store.quota_state(""))
