@@ -155,9 +155,33 @@ def api_route(
     methods: Sequence[str],
     *,
     idempotent: bool = False,
+    write: tuple[str, str] | None = None,
 ) -> Route:
     """A Codat route: faults first, then (if ``idempotent``) the Idempotency-Key protocol around
-    the handler; store errors become Codat's error body."""
+    the handler; store errors become Codat's error body. ``write`` is (data type, write type) for
+    routes that write to the accounting platform: a refused write is reported to the store."""
+
+    async def reporting(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except (ValidationFailed, NotLinked) as error:
+            if write is not None:
+                params = request.path_params
+                record_id = params.get("billId") or params.get("supplierId")
+                items = (
+                    error.errors
+                    if isinstance(error, ValidationFailed)
+                    else [ValidationItem(str(error), "connectionId")]
+                )
+                ctx.store.report_failed_write(
+                    params.get("companyId", ""),
+                    params.get("connectionId", ""),
+                    write[0],
+                    write[1],
+                    record_id,
+                    items,
+                )
+            raise
 
     async def endpoint(request: Request) -> Response:
         cid = correlation_id(request)
@@ -173,11 +197,13 @@ def api_route(
                 raise ApiError(plan.error_status, "Server error fault injected.")
             key = request.headers.get("idempotency-key") if idempotent else None
             if key:
-                response = await _idempotent(ctx, request, handler, key, plan.latency_seconds, cid)
+                response = await _idempotent(
+                    ctx, request, reporting, key, plan.latency_seconds, cid
+                )
             else:
                 if plan.latency_seconds:
                     await asyncio.sleep(plan.latency_seconds)
-                response = await _handle(handler, request, cid)
+                response = await _handle(reporting, request, cid)
             if plan.ambiguous_mode is not None:
                 # The write above is applied (and stored under its Idempotency-Key); the client
                 # only learns that something went wrong.

@@ -112,7 +112,7 @@ class SupplierRefBody(_Body):
 
 class BillLineBody(_Body):
     description: str | None = None
-    unit_amount: Decimal = Field(alias="unitAmount")
+    unit_amount: Decimal = Field(Decimal(0), alias="unitAmount")
     quantity: Decimal = Field(Decimal(1), gt=0)
     tax_amount: Money = Field(Decimal("0.00"), alias="taxAmount")
     total_amount: Money | None = Field(None, alias="totalAmount")

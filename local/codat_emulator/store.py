@@ -12,7 +12,12 @@ Public interface (the HTTP layer and the Link, control and webhook modules use o
   supplier.created, supplier.updated, bank_account.created, payment.created, quota.exhausted,
   quota.reset. ``data`` always holds the record's Codat JSON shape under its kind's noun
   (``company``, ``connection``, ``bill``, ``supplier``, ``bank_account``, ``payment``) plus
-  ``connection_id`` for records that live under a connection.
+  ``connection_id`` for records that live under a connection. Two more for write webhooks:
+  ``attachment.created`` (data: ``attachment``, ``bill_id``, ``connection_id``) and
+  ``write.failed`` (data: ``connection_id``, ``data_type`` bills|suppliers|bankAccounts|
+  billPayments, ``write_type`` Create|Update|UploadAttachment, ``record_id`` or None, ``errors``
+  as ``[{"itemId", "message"}]``), published by the HTTP layer when it refuses an API write
+  with a 400 (``report_failed_write``).
 - Companies: create_company, get_company, list_companies, replace_company, update_company,
   delete_company.
 - Connections: create_connection, get_connection, list_connections, delete_connection and
@@ -1202,12 +1207,18 @@ class Store:
         content_type: str,
         content: bytes,
     ) -> JsonDict:
-        with self._change():
+        with self._change() as emit:
             ledger = self._writable_ledger(company_id, connection_id)
             self._bill(ledger, bill_id)
             attachment = Attachment(new_id(), name, content_type, content, self.clock())
             ledger.attachments.setdefault(bill_id, {})[attachment.id] = attachment
-            return attachment.to_json()
+            body = attachment.to_json()
+            emit(
+                "attachment.created",
+                company_id,
+                {"attachment": body, "bill_id": bill_id, "connection_id": connection_id},
+            )
+            return body
 
     def list_attachments(self, company_id: str, connection_id: str, bill_id: str) -> list[JsonDict]:
         with self._lock:
@@ -1384,6 +1395,31 @@ class Store:
                     body["external"] = p.external
                     out.append(body)
             return out
+
+    def report_failed_write(
+        self,
+        company_id: str,
+        connection_id: str,
+        data_type: str,
+        write_type: str,
+        record_id: str | None,
+        errors: list[ValidationItem],
+    ) -> None:
+        """Publish ``write.failed`` for an API write the emulator refused (nothing changed)."""
+        with self._change() as emit:
+            if company_id not in self._companies:
+                return
+            emit(
+                "write.failed",
+                company_id,
+                {
+                    "connection_id": connection_id,
+                    "data_type": data_type,
+                    "write_type": write_type,
+                    "record_id": record_id,
+                    "errors": [{"itemId": e.item_id, "message": e.message} for e in errors],
+                },
+            )
 
     # -- quota ----------------------------------------------------------------------------------
 

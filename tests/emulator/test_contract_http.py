@@ -338,3 +338,32 @@ def test_ambiguous_hang_times_the_client_out_after_the_write():
             client.post(payment_path(linked), json=payment_body(linked))
         bill = emu.store.get_bill(linked.company_id, linked.connection_id, linked.open_bill_id)
         assert bill["status"] == "PartiallyPaid"
+
+
+# --- events for write webhooks -------------------------------------------------------------------
+
+
+def test_refused_and_accepted_writes_publish_store_events(http, emulator):
+    linked = make_linked_company(emulator)
+    events = []
+
+    def mine(event):
+        if event.company_id == linked.company_id:
+            events.append(event)
+
+    emulator.store.subscribe(mine)
+    try:
+        refused = http.post(payment_path(linked), json=payment_body(linked, 500.0))
+        assert_codat_error(refused, 400)
+        accepted = http.post(payment_path(linked), json=payment_body(linked))
+        assert accepted.status_code == 201
+    finally:
+        emulator.store.unsubscribe(mine)
+    failed = events[0]
+    assert failed.kind == "write.failed"
+    assert failed.data["data_type"] == "billPayments"
+    assert failed.data["write_type"] == "Create"
+    assert failed.data["record_id"] == linked.open_bill_id
+    assert failed.data["errors"][0]["itemId"] == "amount"
+    assert [e.kind for e in events[1:]] == ["payment.created", "bill.updated"]
+    assert events[1].data["payment"]["id"] == accepted.json()["id"]
