@@ -120,7 +120,7 @@ def parse_query(raw: str | None, field_types: dict[str, str] | None = None) -> N
             validate_values(node, field_types)
     except QueryError as error:
         raise ApiError(
-            400, f"Malformed query: {error}", [ValidationItem(str(error), "query")]
+            400, f"Error parsing query - {error}", [ValidationItem(str(error), "query")]
         ) from error
     return node
 

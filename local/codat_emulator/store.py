@@ -40,7 +40,9 @@ Public interface (the HTTP layer and the Link, control and webhook modules use o
   that only the store exposes) and data type sync settings (client-wide and per company).
 
 Errors are ``StoreError`` subclasses (``NotFound``, ``ValidationFailed``, ``NotLinked``,
-``Conflict``); the HTTP layer maps them to Codat's error body. Money is ``Decimal`` with 2 places.
+``Conflict``/``NotYetRead``: bills, suppliers and attachments cannot be listed before a first
+link or data set load); the HTTP layer maps them to Codat's error body. Money is ``Decimal``
+with 2 places.
 """
 
 from __future__ import annotations
@@ -159,6 +161,13 @@ class NotLinked(StoreError):
 
 class Conflict(StoreError):
     pass
+
+
+class NotYetRead(Conflict):
+    """A listing before the connection's data set has ever been read (Codat's 409)."""
+
+    def __init__(self) -> None:
+        super().__init__("The data set has not been requested.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -598,6 +607,8 @@ class _Ledger:
     payments: dict[str, Payment] = field(default_factory=dict)
     attachments: dict[str, dict[str, Attachment]] = field(default_factory=dict)
     company_info: CompanyInfo | None = None
+    # Codat answers 409 to listings until a first read has fetched the data set.
+    read_once: bool = False
 
 
 @dataclass
@@ -822,6 +833,7 @@ class Store:
             previous = connection.status
             connection.status = status
             if status == "Linked":
+                self._ledgers[(company_id, connection_id)].read_once = True
                 connection.last_sync = self.clock()
                 self._companies[company_id].last_sync = connection.last_sync
             self._refresh_linked(company_id)
@@ -867,6 +879,12 @@ class Store:
         self._connection(company_id, connection_id)
         return self._ledgers[(company_id, connection_id)]
 
+    def _read_ledger(self, company_id: str, connection_id: str) -> _Ledger:
+        ledger = self._ledger(company_id, connection_id)
+        if not ledger.read_once:
+            raise NotYetRead()
+        return ledger
+
     def _writable_ledger(self, company_id: str, connection_id: str) -> _Ledger:
         connection = self._connection(company_id, connection_id)
         if connection.status != "Linked":
@@ -886,6 +904,7 @@ class Store:
         """
         with self._change():
             ledger = self._ledger(company_id, connection_id)
+            ledger.read_once = True
             for supplier in dataset.suppliers:
                 self._put_supplier(ledger, supplier)
             for account in dataset.accounts:
@@ -1042,7 +1061,7 @@ class Store:
         predicate: Callable[[JsonDict], bool] | None = None,
     ) -> Page[JsonDict]:
         with self._lock:
-            ledger = self._ledger(company_id, connection_id)
+            ledger = self._read_ledger(company_id, connection_id)
             bodies = (
                 (seq, ledger.suppliers[sid].to_json())
                 for seq, sid in ledger.supplier_order.after(after)
@@ -1097,7 +1116,7 @@ class Store:
     def _bill_rows(
         self, company_id: str, connection_id: str, after: int, statuses: frozenset[str] | None
     ) -> Iterator[tuple[int, JsonDict, bytes]]:
-        ledger = self._ledger(company_id, connection_id)
+        ledger = self._read_ledger(company_id, connection_id)
         if statuses is None:
             candidates: Iterator[tuple[int, str]] = ledger.bill_order.after(after)
         else:
@@ -1222,7 +1241,7 @@ class Store:
 
     def list_attachments(self, company_id: str, connection_id: str, bill_id: str) -> list[JsonDict]:
         with self._lock:
-            ledger = self._ledger(company_id, connection_id)
+            ledger = self._read_ledger(company_id, connection_id)
             self._bill(ledger, bill_id)
             return [a.to_json() for a in ledger.attachments.get(bill_id, {}).values()]
 

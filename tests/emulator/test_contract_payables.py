@@ -313,3 +313,16 @@ def test_unknown_ids_are_404s(sdk, linked):
     with pytest.raises(ErrorMessage) as caught:
         sdk.bills.list(request={**linked.ids, "connection_id": str(uuid.uuid4())})
     assert caught.value.status_code == 404
+
+
+def test_listing_before_the_first_read_is_409(sdk):
+    company = sdk.companies.create(request={"name": "Not linked yet"})
+    connection = sdk.connections.create(
+        request={"company_id": company.id, "request_body": {"platform_key": "gbol"}}
+    )
+    ids = {"company_id": company.id, "connection_id": connection.id}
+    for call in (sdk.bills.list, sdk.suppliers.list):
+        with pytest.raises(ErrorMessage) as caught:
+            call(request=ids)
+        assert caught.value.status_code == 409
+        assert caught.value.data.can_be_retried == "True"
