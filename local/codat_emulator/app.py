@@ -171,7 +171,8 @@ def create_app(
         *api_platform.routes(ctx),
         *faults.routes(ctx.faults),
     ]
-    # ---- Integration point for E2's modules (Link pages, /_emulator control routes) ----------
+    # ---- Integration point for the Link pages and the other /_emulator control routes --------
+    # (their modules' own lines go here; a webhook worker can be passed as Starlette(lifespan=))
     # routes += link.routes(store, config)
     # routes += control.routes(store, config)
     # -------------------------------------------------------------------------------------------
