@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from email import policy
 from email.message import EmailMessage
@@ -56,6 +57,11 @@ def _predicate(node: Node | None) -> Callable[[Mapping[str, Any]], bool] | None:
 def _filtered(items: list[dict[str, Any]], raw_query: str | None) -> list[dict[str, Any]]:
     node = parse_query(raw_query)
     return items if node is None else [i for i in items if evaluate(node, i)]
+
+
+def _safe_filename(name: str) -> str:
+    # The name came from a client: keep it from breaking (or adding to) the response headers.
+    return re.sub(r"[^\w.\- ]", "_", name, flags=re.ASCII)[:200] or "attachment"
 
 
 def _parse_upload(content_type: str, body: bytes) -> tuple[str, str, bytes]:
@@ -161,7 +167,9 @@ def routes(ctx: ApiContext) -> list[BaseRoute]:
         return Response(
             attachment.content,
             media_type="application/octet-stream",
-            headers={"Content-Disposition": f'attachment; filename="{attachment.name}"'},
+            headers={
+                "Content-Disposition": f'attachment; filename="{_safe_filename(attachment.name)}"'
+            },
         )
 
     async def bill_mapping_options(request: Request) -> Response:
