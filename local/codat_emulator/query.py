@@ -15,6 +15,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 OPERATORS = ("!=", ">=", "<=", "=", ">", "<", "~")
+MAX_QUERY_LENGTH = 2000
+MAX_NESTING = 20
 
 
 class QueryError(ValueError):
@@ -45,6 +47,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
+        self.depth = 0
 
     def parse(self) -> Node:
         node = self._or()
@@ -79,7 +82,11 @@ class _Parser:
         for opening, closing in (("{", "}"), ("(", ")")):
             if self._peek(opening):
                 self.pos += 1
+                self.depth += 1
+                if self.depth > MAX_NESTING:
+                    raise QueryError(f"Groups nest deeper than {MAX_NESTING}.")
                 node = self._or()
+                self.depth -= 1
                 if not self._peek(closing):
                     raise QueryError(f"Missing '{closing}' at position {self.pos}.")
                 self.pos += 1
@@ -128,6 +135,8 @@ class _Parser:
 def parse(text: str) -> Node:
     if not text.strip():
         raise QueryError("The query is empty.")
+    if len(text) > MAX_QUERY_LENGTH:
+        raise QueryError(f"The query is longer than {MAX_QUERY_LENGTH} characters.")
     return _Parser(text).parse()
 
 

@@ -80,6 +80,14 @@ def test_malformed_queries_are_refused(query):
         parse(query)
 
 
+def test_deep_or_long_queries_are_refused_not_crashes():
+    with pytest.raises(QueryError):
+        parse("{" * 500 + "status=Open" + "}" * 500)
+    with pytest.raises(QueryError):
+        parse("&&".join(["status=Open"] * 300))
+    assert evaluate(parse("{" * 20 + "status=PartiallyPaid" + "}" * 20), BILL)
+
+
 def test_values_are_checked_against_field_types():
     with pytest.raises(QueryError):
         validate_values(parse("amountDue>abc"), {"amountdue": "number"})
