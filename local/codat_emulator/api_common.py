@@ -87,7 +87,7 @@ def parse_json_model(raw: bytes, model: type[ModelT]) -> ModelT:
         raise ApiError(400, "A JSON request body is required.", [ValidationItem("Empty body.")])
     try:
         data = json.loads(raw, parse_float=Decimal)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise ApiError(
             400, "The request body is not valid JSON.", [ValidationItem(str(error), "body")]
         ) from error

@@ -32,6 +32,16 @@ def _codat_date(value: str) -> str:
     return value
 
 
+# Far beyond any bill, and small enough that Decimal arithmetic on it stays exact.
+MAX_MAGNITUDE = Decimal(10) ** 12
+
+
+def _bounded(value: Decimal) -> Decimal:
+    if not value.is_finite() or abs(value) >= MAX_MAGNITUDE:
+        raise ValueError(f"must be a finite number below {MAX_MAGNITUDE:,}")
+    return value
+
+
 def _two_places(value: Decimal) -> Decimal:
     if value != value.quantize(Decimal("0.01")):
         raise ValueError("money amounts have at most 2 decimal places")
@@ -39,7 +49,8 @@ def _two_places(value: Decimal) -> Decimal:
 
 
 CodatDate = Annotated[str, AfterValidator(_codat_date)]
-Money = Annotated[Decimal, AfterValidator(_two_places)]
+Number = Annotated[Decimal, AfterValidator(_bounded)]
+Money = Annotated[Decimal, AfterValidator(_bounded), AfterValidator(_two_places)]
 
 
 class _Body(BaseModel):
@@ -88,7 +99,7 @@ class SupplierBody(_Body):
     email_address: str | None = Field(None, alias="emailAddress")
     phone: str | None = None
     addresses: list[AddressBody] | None = None
-    balance: Decimal | None = None
+    balance: Money | None = None
     default_currency: Currency | None = Field(None, alias="defaultCurrency")
 
     def record(self) -> Supplier:
@@ -112,8 +123,8 @@ class SupplierRefBody(_Body):
 
 class BillLineBody(_Body):
     description: str | None = None
-    unit_amount: Decimal = Field(Decimal(0), alias="unitAmount")
-    quantity: Decimal = Field(Decimal(1), gt=0)
+    unit_amount: Number = Field(Decimal(0), alias="unitAmount")
+    quantity: Number = Field(Decimal(1), gt=0)
     tax_amount: Money = Field(Decimal("0.00"), alias="taxAmount")
     total_amount: Money | None = Field(None, alias="totalAmount")
     account_ref: Ref | None = Field(None, alias="accountRef")
@@ -126,7 +137,7 @@ class BillBody(_Body):
     issue_date: CodatDate = Field(alias="issueDate")
     due_date: CodatDate = Field(alias="dueDate")
     currency: Currency
-    currency_rate: Decimal | None = Field(None, alias="currencyRate", gt=0)
+    currency_rate: Number | None = Field(None, alias="currencyRate", gt=0)
     line_items: list[BillLineBody] | None = Field(None, alias="lineItems")
     status: Literal["Unknown", "Open", "PartiallyPaid", "Paid", "Void", "Draft"]
 
@@ -182,7 +193,7 @@ class PaymentBody(_Body):
     date: CodatDate
     reference: str | None = None
     account_ref: Ref = Field(alias="accountRef")
-    currency_rate: Decimal | None = Field(None, alias="currencyRate", gt=0)
+    currency_rate: Number | None = Field(None, alias="currencyRate", gt=0)
 
 
 class WebhookConsumerBody(_Body):

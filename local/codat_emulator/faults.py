@@ -174,7 +174,7 @@ def routes(injector: FaultInjector) -> list[BaseRoute]:
             return Response(status_code=204)
         try:
             rule = FaultRule.model_validate(json.loads(await request.body()))
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             return error_response(ApiError(400, "The body is not valid JSON."), "")
         except ValidationError as error:
             items = [

@@ -109,6 +109,30 @@ def test_missing_fields_and_wrong_types_are_400_with_each_field(http, emulator):
     assert emulator.store.list_payments(linked.company_id, linked.connection_id) == []
 
 
+def test_extreme_values_are_400_not_500(http, emulator):
+    linked = make_linked_company(emulator)
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert_codat_error(http.post("/companies", content=deep), 400)
+    assert http.post(emulator.base_url + "/_emulator/faults", content=deep).status_code == 400
+    assert_codat_error(
+        http.post(payment_path(linked), json={**payment_body(linked), "amount": 1e30}), 400
+    )
+    bills = f"/companies/{linked.company_id}/connections/{linked.connection_id}/payables/bills"
+    huge_line = {
+        "supplierRef": {"id": linked.supplier_id},
+        "issueDate": "2024-01-01",
+        "dueDate": "2024-02-01",
+        "currency": "GBP",
+        "status": "Open",
+        "lineItems": [{"unitAmount": 1e30, "quantity": 1e30}],
+    }
+    body = assert_codat_error(http.post(bills, json=huge_line), 400)
+    assert {e["itemId"] for e in body["validation"]["errors"]} == {
+        "lineItems.0.unitAmount",
+        "lineItems.0.quantity",
+    }
+
+
 def test_oversized_body_is_413(http, emulator):
     too_big = emulator.config.limits.max_json_body_bytes + 1
     response = http.post("/companies", content=b'{"name": "' + b"x" * too_big + b'"}')
