@@ -217,6 +217,16 @@ def _compare(op: str, left: Any, right: Any) -> bool:
     return bool(left <= right)
 
 
+def _number(text: str, name: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation as error:
+        raise QueryError(f"'{text}' is not a number for '{name}'.") from error
+    if not value.is_finite():
+        raise QueryError(f"'{text}' is not a finite number for '{name}'.")
+    return value
+
+
 def _matches(node: Comparison, record: Mapping[str, Any]) -> bool:
     found, actual = _lookup(record, node.path)
     if not found or actual is None:
@@ -227,12 +237,7 @@ def _matches(node: Comparison, record: Mapping[str, Any]) -> bool:
     if isinstance(actual, bool):
         return _compare(node.op, str(actual).lower(), node.value.lower())
     if isinstance(actual, int | float | Decimal):
-        try:
-            wanted = Decimal(node.value)
-        except InvalidOperation as error:
-            raise QueryError(
-                f"'{node.value}' is not a number for '{'.'.join(node.path)}'."
-            ) from error
+        wanted = _number(node.value, ".".join(node.path))
         return _compare(node.op, Decimal(str(actual)), wanted)
     text = str(actual)
     if node.op in (">", ">=", "<", "<=") or node.path[-1].lower().endswith("date"):
@@ -266,10 +271,7 @@ def validate_values(node: Node, field_types: Mapping[str, str]) -> None:
         if node.value.lower() == "null" or node.op == "~":
             return
         if kind == "number":
-            try:
-                Decimal(node.value)
-            except InvalidOperation as error:
-                raise QueryError(f"'{node.value}' is not a number for '{name}'.") from error
+            _number(node.value, name)
         elif kind == "date" and _as_instant(node.value) is None:
             raise QueryError(f"'{node.value}' is not a date for '{name}'.")
         return

@@ -88,6 +88,14 @@ def test_deep_or_long_queries_are_refused_not_crashes():
     assert evaluate(parse("{" * 20 + "status=PartiallyPaid" + "}" * 20), BILL)
 
 
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-inf", "abc"])
+def test_non_finite_numbers_are_refused(value):
+    with pytest.raises(QueryError):
+        evaluate(parse(f"amountDue>{value}"), BILL)
+    with pytest.raises(QueryError):
+        validate_values(parse(f"amountDue>{value}"), {"amountdue": "number"})
+
+
 def test_values_are_checked_against_field_types():
     with pytest.raises(QueryError):
         validate_values(parse("amountDue>abc"), {"amountdue": "number"})
