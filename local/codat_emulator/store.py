@@ -28,7 +28,8 @@ Public interface (the HTTP layer and the Link, control and webhook modules use o
   accounts and tax rates (and company info) in one locked step; ``put_bill`` / ``put_supplier`` /
   ``put_bank_account`` insert or overwrite one record as the accounting platform would;
   ``record_external_payment(company_id, connection_id, bill_id, amount)`` pays a bill outside
-  the product.
+  the product. Records handed to the store belong to it from then on: change them only through
+  these methods (listings serve a rendering cached at the last change).
 - Records through the API: create_supplier, replace_supplier, create_bill, update_bill,
   create_bank_account, create_payment, add_attachment, list/get attachments, list_bills (indexed by
   status, paged by sequence number), list_suppliers, mapping options, company_info.
