@@ -154,8 +154,11 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 def create_app(
     config: EmulatorConfig,
     store: Store | None = None,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Callable[[], datetime] | None = None,
 ) -> Starlette:
+    """The emulator app. ``clock`` (default: the store's, else the wall clock) drives the
+    idempotency window, the quota day and every timestamp, so tests can move time."""
+    clock = clock or (store.clock if store is not None else utc_now)
     store = store or Store(clock=clock, daily_quota_base=config.limits.daily_quota_base)
     ctx = ApiContext(
         config=config,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -181,6 +182,28 @@ def test_same_key_same_body_replays_and_pays_once(http, emulator):
     assert len(emulator.store.list_payments(linked.company_id, linked.connection_id)) == 1
     bill = emulator.store.get_bill(linked.company_id, linked.connection_id, linked.open_bill_id)
     assert bill["amountDue"] == 110.0
+
+
+def test_a_key_is_forgotten_after_90_minutes_by_the_store_clock():
+    now = [datetime(2024, 6, 1, 9, 0, tzinfo=UTC)]
+    with running_emulator(store=Store(clock=lambda: now[0])) as emu, emu.http() as client:
+        linked = make_linked_company(emu)
+        key = str(uuid.uuid4())
+        first = client.post(
+            payment_path(linked), json=payment_body(linked), headers={"Idempotency-Key": key}
+        )
+        now[0] += timedelta(minutes=89)
+        replay = client.post(
+            payment_path(linked), json=payment_body(linked), headers={"Idempotency-Key": key}
+        )
+        assert replay.json()["id"] == first.json()["id"]
+        now[0] += timedelta(minutes=1)
+        fresh = client.post(
+            payment_path(linked), json=payment_body(linked), headers={"Idempotency-Key": key}
+        )
+        assert fresh.status_code == 201
+        assert fresh.json()["id"] != first.json()["id"]
+        assert len(emu.store.list_payments(linked.company_id, linked.connection_id)) == 2
 
 
 def test_same_key_different_body_is_422(http, emulator):
