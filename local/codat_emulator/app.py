@@ -19,7 +19,15 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from codat_emulator import api_companies, api_payables, api_platform, faults
+from codat_emulator import (
+    api_companies,
+    api_payables,
+    api_platform,
+    control,
+    faults,
+    link,
+    webhooks,
+)
 from codat_emulator.api_common import ApiContext, correlation_id
 from codat_emulator.config import EmulatorConfig
 from codat_emulator.errors import ApiError, error_body, error_response
@@ -176,8 +184,8 @@ def create_app(
     ]
     # ---- Integration point for the Link pages and the other /_emulator control routes --------
     # (their modules' own lines go here; a webhook worker can be passed as Starlette(lifespan=))
-    # routes += link.routes(store, config)
-    # routes += control.routes(store, config)
+    routes += link.routes(store, config)
+    routes += control.routes(store, config)
     # -------------------------------------------------------------------------------------------
     app = Starlette(
         routes=routes,
@@ -189,6 +197,7 @@ def create_app(
             )
         ],
         exception_handlers={HTTPException: _http_exception},
+        lifespan=webhooks.lifespan(store, config),
     )
     app.state.config = config
     app.state.store = store
