@@ -340,10 +340,11 @@ def routes(store: Store, config: EmulatorConfig) -> list[BaseRoute]:
             redirect = chosen_redirect(form.get("redirect") or redirect)
         except (ValueError, BadRedirect) as error:
             return _error_page(400, str(error))
+        platform_key = form.get("platformKey", "")
+        if platform_key not in PLATFORMS:
+            return _error_page(400, "Choose one of the accounting platforms listed.")
         try:
-            connection = store.create_connection(
-                company_id, form.get("platformKey", ""), config.base_url
-            )
+            connection = store.create_connection(company_id, platform_key, config.base_url)
         except ValidationFailed as error:
             return _error_page(400, str(error))
         except NotFound:
@@ -386,6 +387,9 @@ def routes(store: Store, config: EmulatorConfig) -> list[BaseRoute]:
             return RedirectResponse(target, status_code=303)
         return _result_page(outcome, company)
 
+    async def no_such_link(request: Request) -> Response:
+        return _error_page(404, "This link does not match any company connection.")
+
     return [
         Route("/link/{company_id}", company_page, methods=["GET", "POST"]),
         Route(
@@ -393,4 +397,6 @@ def routes(store: Store, config: EmulatorConfig) -> list[BaseRoute]:
             connection_page,
             methods=["GET", "POST"],
         ),
+        # Any other path under /link (a mangled or truncated URL) is a page too, not JSON.
+        Route("/link/{rest:path}", no_such_link, methods=["GET", "POST"]),
     ]
