@@ -1,0 +1,3 @@
+from codat_emulator.cli import main
+
+main()

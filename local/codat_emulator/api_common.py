@@ -1,0 +1,261 @@
+"""What every Codat API route shares: the per-app context, body parsing into pydantic models, the
+mapping of store errors to Codat's error body, Idempotency-Key handling and fault injection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from codat_emulator.config import EmulatorConfig
+from codat_emulator.errors import ApiError, error_response
+from codat_emulator.faults import NO_FAULTS, FaultInjector
+from codat_emulator.idempotency import IdempotencyCache, Outcome, StoredResponse, fingerprint
+from codat_emulator.query import Node, QueryError, parse, validate_values
+from codat_emulator.store import (
+    NotFound,
+    NotLinked,
+    Store,
+    StoreError,
+    ValidationFailed,
+    ValidationItem,
+)
+
+log = logging.getLogger(__name__)
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass
+class ApiContext:
+    config: EmulatorConfig
+    store: Store
+    idempotency: IdempotencyCache
+    faults: FaultInjector
+
+
+def correlation_id(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("correlation_id", ""))
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    return JSONResponse(body, status_code=status)
+
+
+def store_error(error: StoreError) -> ApiError:
+    if isinstance(error, NotFound):
+        return ApiError(404, str(error))
+    if isinstance(error, ValidationFailed):
+        return ApiError(400, str(error), error.errors)
+    if isinstance(error, NotLinked):
+        return ApiError(400, str(error), [ValidationItem(str(error), "connectionId")])
+    return ApiError(409, str(error))
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body (413 past ``limit``), cached on the request as Starlette does."""
+    cached = getattr(request, "_body", None)
+    if isinstance(cached, bytes):
+        return cached
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"The request body is larger than {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"The request body is larger than {limit} bytes.")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    setattr(request, "_body", body)  # noqa: B010 - Starlette's own cache attribute
+    return body
+
+
+def parse_json_model(raw: bytes, model: type[ModelT]) -> ModelT:
+    if not raw.strip():
+        raise ApiError(400, "A JSON request body is required.", [ValidationItem("Empty body.")])
+    try:
+        data = json.loads(raw, parse_float=Decimal)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise ApiError(
+            400, "The request body is not valid JSON.", [ValidationItem(str(error), "body")]
+        ) from error
+    if not isinstance(data, dict):
+        raise ApiError(
+            400,
+            "The request body must be a JSON object.",
+            [ValidationItem("Not an object.", "body")],
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        items = [
+            ValidationItem(
+                e["msg"],
+                ".".join(str(p) for p in e["loc"]) or None,
+                e["type"],
+            )
+            for e in error.errors()
+        ]
+        raise ApiError(400, "The request body failed validation.", items) from error
+
+
+def parse_query(raw: str | None, field_types: dict[str, str] | None = None) -> Node | None:
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        node = parse(raw)
+        if field_types:
+            validate_values(node, field_types)
+    except QueryError as error:
+        raise ApiError(
+            400, f"Error parsing query - {error}", [ValidationItem(str(error), "query")]
+        ) from error
+    return node
+
+
+def _stored(response: Response) -> StoredResponse:
+    headers = tuple(
+        (k.decode(), v.decode())
+        for k, v in response.raw_headers
+        if k.lower() not in (b"content-length", b"content-type")
+    )
+    return StoredResponse(
+        response.status_code,
+        bytes(response.body),
+        response.media_type or "application/json",
+        headers,
+    )
+
+
+def _replay(stored: StoredResponse) -> Response:
+    return Response(
+        stored.body,
+        status_code=stored.status,
+        media_type=stored.media_type,
+        headers=dict(stored.headers),
+    )
+
+
+def api_route(
+    ctx: ApiContext,
+    path: str,
+    handler: Handler,
+    methods: Sequence[str],
+    *,
+    idempotent: bool = False,
+    write: tuple[str, str] | None = None,
+) -> Route:
+    """A Codat route: faults first, then (if ``idempotent``) the Idempotency-Key protocol around
+    the handler; store errors become Codat's error body. ``write`` is (data type, write type) for
+    routes that write to the accounting platform: a refused write is reported to the store."""
+
+    async def reporting(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except (ValidationFailed, NotLinked) as error:
+            if write is not None:
+                params = request.path_params
+                record_id = params.get("billId") or params.get("supplierId")
+                items = (
+                    error.errors
+                    if isinstance(error, ValidationFailed)
+                    else [ValidationItem(str(error), "connectionId")]
+                )
+                ctx.store.report_failed_write(
+                    params.get("companyId", ""),
+                    params.get("connectionId", ""),
+                    write[0],
+                    write[1],
+                    record_id,
+                    items,
+                )
+            raise
+
+    async def endpoint(request: Request) -> Response:
+        cid = correlation_id(request)
+        try:
+            plan = ctx.faults.plan(request.method, request.url.path) if ctx.faults else NO_FAULTS
+            if plan.retry_after_seconds is not None:
+                raise ApiError(
+                    429,
+                    "Rate limit fault injected.",
+                    headers={"Retry-After": str(plan.retry_after_seconds)},
+                )
+            if plan.error_status is not None:
+                raise ApiError(plan.error_status, "Server error fault injected.")
+            key = request.headers.get("idempotency-key") if idempotent else None
+            if key:
+                response = await _idempotent(
+                    ctx, request, reporting, key, plan.latency_seconds, cid
+                )
+            else:
+                if plan.latency_seconds:
+                    await asyncio.sleep(plan.latency_seconds)
+                response = await _handle(reporting, request, cid)
+            if plan.ambiguous_mode is not None:
+                # The write above is applied (and stored under its Idempotency-Key); the client
+                # only learns that something went wrong.
+                if plan.ambiguous_mode == "hang":
+                    await asyncio.sleep(ctx.config.fault_hang_seconds)
+                raise ApiError(
+                    500, "Ambiguous failure fault injected after the request was applied."
+                )
+            return response
+        except ApiError as error:
+            return error_response(error, cid)
+
+    return Route(path, endpoint, methods=list(methods))
+
+
+async def _handle(handler: Handler, request: Request, cid: str) -> Response:
+    try:
+        return await handler(request)
+    except StoreError as error:
+        return error_response(store_error(error), cid)
+    except ApiError as error:
+        return error_response(error, cid)
+
+
+async def _idempotent(
+    ctx: ApiContext, request: Request, handler: Handler, key: str, latency: float, cid: str
+) -> Response:
+    body = await read_body(request, ctx.config.limits.max_json_body_bytes)
+    decision = ctx.idempotency.begin(key, fingerprint(request.method, request.url.path, body))
+    if decision.outcome is Outcome.REPLAY and decision.stored is not None:
+        return _replay(decision.stored)
+    if decision.outcome is Outcome.IN_FLIGHT:
+        raise ApiError(409, "A request with this Idempotency-Key is still being processed.")
+    if decision.outcome is Outcome.MISMATCH:
+        raise ApiError(
+            422,
+            "This Idempotency-Key was used with a different request.",
+            [
+                ValidationItem(
+                    "Use a new Idempotency-Key for a different request.", "Idempotency-Key"
+                )
+            ],
+        )
+    try:
+        if latency:
+            await asyncio.sleep(latency)
+        response = await _handle(handler, request, cid)
+    except BaseException:
+        ctx.idempotency.abandon(key)
+        raise
+    if response.status_code >= 500 or response.status_code == 429:
+        ctx.idempotency.abandon(key)
+    else:
+        ctx.idempotency.complete(key, _stored(response))
+    return response

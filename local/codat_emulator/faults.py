@@ -1,0 +1,194 @@
+"""Faults on demand, set through ``/_emulator/faults`` (no auth: a local control surface).
+
+A rule matches requests by path glob (``*`` is one path segment, ``**`` any number) and optional
+method, and does one thing:
+
+- ``latency``: hold the request ``latency_ms`` before handling it;
+- ``error``: answer ``status`` (5xx) without touching state;
+- ``rate_limit``: answer 429 with ``Retry-After: retry_after_seconds`` without touching state;
+- ``ambiguous``: apply the request, then answer 500 (``mode="error"``) or hold the response for
+  the configured hang time and then answer 500 (``mode="hang"``): the client cannot tell whether
+  the write happened. An Idempotency-Key retry afterwards replays the real, stored response.
+
+``rate`` (0..1) picks the matching requests the rule fires on, from a RNG seeded with ``seed``, so
+a run is reproducible; ``count`` makes the rule fire on the next N matching requests only.
+
+    POST   /_emulator/faults          {"kind": "error", "route": "/companies/*/**", "rate": 0.2}
+    GET    /_emulator/faults          -> {"rules": [...]}
+    DELETE /_emulator/faults          -> 204, every rule removed
+    DELETE /_emulator/faults/{id}     -> 204
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from codat_emulator.errors import ApiError, error_response
+from codat_emulator.store import ValidationItem
+
+FaultKind = Literal["latency", "error", "rate_limit", "ambiguous"]
+
+
+class FaultRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    kind: FaultKind
+    route: str = "/**"
+    method: str | None = None
+    rate: float = Field(1.0, ge=0.0, le=1.0)
+    count: int | None = Field(None, ge=1)
+    seed: int = 0
+    latency_ms: int = Field(0, ge=0, le=120_000)
+    status: int = Field(500, ge=500, le=599)
+    retry_after_seconds: int = Field(1, ge=0, le=86_400)
+    mode: Literal["error", "hang"] = "error"
+
+    @model_validator(mode="after")
+    def _check(self) -> FaultRule:
+        if self.kind == "latency" and self.latency_ms == 0:
+            raise ValueError("a latency rule needs latency_ms > 0")
+        if not self.route.startswith("/"):
+            raise ValueError("route must start with /")
+        return self
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    latency_seconds: float = 0.0
+    error_status: int | None = None
+    retry_after_seconds: int | None = None
+    ambiguous_mode: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self == FaultPlan()
+
+
+NO_FAULTS = FaultPlan()
+
+
+def _glob_to_regex(glob: str) -> re.Pattern[str]:
+    parts = []
+    for segment in re.split(r"(\*\*|\*)", glob):
+        if segment == "**":
+            parts.append(".*")
+        elif segment == "*":
+            parts.append("[^/]+")
+        else:
+            parts.append(re.escape(segment))
+    return re.compile("^" + "".join(parts) + "$")
+
+
+@dataclass
+class _ActiveRule:
+    rule: FaultRule
+    pattern: re.Pattern[str]
+    rng: random.Random
+    remaining: int | None
+
+
+class FaultInjector:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rules: list[_ActiveRule] = []
+
+    def add(self, rule: FaultRule) -> FaultRule:
+        with self._lock:
+            self._rules.append(
+                _ActiveRule(rule, _glob_to_regex(rule.route), random.Random(rule.seed), rule.count)  # noqa: S311 - deterministic fault picking, not security
+            )
+        return rule
+
+    def add_rule(self, **fields: object) -> FaultRule:
+        """``add(FaultRule(...))`` from keyword arguments, validated the same way."""
+        return self.add(FaultRule.model_validate(fields))
+
+    def rules(self) -> list[FaultRule]:
+        with self._lock:
+            return [
+                a.rule.model_copy(update={"count": a.remaining} if a.remaining is not None else {})
+                for a in self._rules
+            ]
+
+    def remove(self, rule_id: str) -> bool:
+        with self._lock:
+            before = len(self._rules)
+            self._rules = [a for a in self._rules if a.rule.id != rule_id]
+            return len(self._rules) != before
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules = []
+
+    def plan(self, method: str, path: str) -> FaultPlan:
+        if not self._rules:
+            return NO_FAULTS
+        latency = 0.0
+        error_status: int | None = None
+        retry_after: int | None = None
+        ambiguous: str | None = None
+        with self._lock:
+            for active in list(self._rules):
+                rule = active.rule
+                if rule.method is not None and rule.method.upper() != method.upper():
+                    continue
+                if not active.pattern.match(path):
+                    continue
+                if active.rng.random() >= rule.rate:
+                    continue
+                if rule.kind == "latency":
+                    latency += rule.latency_ms / 1000
+                elif rule.kind == "error" and error_status is None:
+                    error_status = rule.status
+                elif rule.kind == "rate_limit" and retry_after is None:
+                    retry_after = rule.retry_after_seconds
+                elif rule.kind == "ambiguous" and ambiguous is None:
+                    ambiguous = rule.mode
+                else:
+                    continue
+                if active.remaining is not None:
+                    active.remaining -= 1
+                    if active.remaining == 0:
+                        self._rules.remove(active)
+        return FaultPlan(latency, error_status, retry_after, ambiguous)
+
+
+def routes(injector: FaultInjector) -> list[BaseRoute]:
+    async def collection(request: Request) -> Response:
+        if request.method == "GET":
+            return JSONResponse({"rules": [r.model_dump() for r in injector.rules()]})
+        if request.method == "DELETE":
+            injector.clear()
+            return Response(status_code=204)
+        try:
+            rule = FaultRule.model_validate(json.loads(await request.body()))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            return error_response(ApiError(400, "The body is not valid JSON."), "")
+        except ValidationError as error:
+            items = [
+                ValidationItem(e["msg"], ".".join(str(p) for p in e["loc"])) for e in error.errors()
+            ]
+            return error_response(ApiError(400, "Invalid fault rule.", items), "")
+        return JSONResponse(injector.add(rule).model_dump(), status_code=201)
+
+    async def single(request: Request) -> Response:
+        if injector.remove(request.path_params["rule_id"]):
+            return Response(status_code=204)
+        return error_response(ApiError(404, "No fault rule with that id."), "")
+
+    return [
+        Route("/_emulator/faults", collection, methods=["GET", "POST", "DELETE"]),
+        Route("/_emulator/faults/{rule_id}", single, methods=["DELETE"]),
+    ]

@@ -1,0 +1,213 @@
+"""Every webhook the emulator sends validates against codat-platform 6.0.0's webhook models, and
+round-trips through them unchanged (so no field is unknown to them or mistyped)."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from codat_platform.models.shared import (
+    ClientRateLimitWebhook,
+    ConnectionWebhook,
+    DataTypeWriteWebhook,
+    ReadCompletedWebhook,
+)
+
+from codat_emulator.seed import DatasetSpec, generate_dataset
+from codat_emulator.store import Bill, BillLine, Store
+from codat_emulator.webhooks import WebhookDispatcher, event_type_aliases
+
+BASE = "http://127.0.0.1:4010"
+
+MODELS = {
+    "connection.": ConnectionWebhook,
+    "read.completed": ReadCompletedWebhook,
+    ".write.": DataTypeWriteWebhook,
+    "client.rateLimit.": ClientRateLimitWebhook,
+}
+
+
+def _drop_none(value):
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+def assert_valid(envelope):
+    model = next(m for key, m in MODELS.items() if key in envelope["eventType"])
+    parsed = model.from_dict(envelope)
+    assert parsed is not None
+    assert parsed.to_dict() == _drop_none(envelope), envelope["eventType"]
+    assert envelope["generatedDate"].endswith("Z")
+    return parsed
+
+
+@pytest.fixture
+def world():
+    store = Store()
+    dispatcher = WebhookDispatcher(store, BASE)  # never started: nothing is posted
+    dispatcher.subscribe()
+    company = store.create_company("Toft Stores", BASE, description="d", tags={"region": "uk"})
+    connection = store.create_connection(company["id"], "gbol", BASE)
+    return store, dispatcher, company["id"], connection["id"]
+
+
+def _types(dispatcher):
+    return [e["eventType"] for e in dispatcher.events()]
+
+
+def test_connection_lifecycle_webhooks(world):
+    store, dispatcher, company_id, connection_id = world
+    store.set_connection_status(company_id, connection_id, "Linked")
+    store.set_connection_status(company_id, connection_id, "Deauthorized")
+    store.set_connection_status(company_id, connection_id, "Linked")
+    store.fail_connection(company_id, connection_id, "token expired")
+    store.delete_connection(company_id, connection_id)
+    assert _types(dispatcher) == [
+        "connection.created",
+        "connection.connected",
+        "connection.disconnected",
+        "connection.reconnected",
+        "connection.failed",
+        "connection.deleted",
+    ]
+    for envelope in dispatcher.events():
+        parsed = assert_valid(envelope)
+        assert parsed.payload.reference_company.id == company_id
+        assert parsed.payload.reference_company.name == "Toft Stores"
+        assert parsed.payload.reference_company.tags == {"region": "uk"}
+        assert parsed.payload.connection.id == connection_id
+    statuses = [e["payload"]["connection"]["status"] for e in dispatcher.events()]
+    assert statuses[:4] == ["PendingAuth", "Linked", "Deauthorized", "Linked"]
+
+
+def test_read_completed_initial_then_later_reads(world):
+    store, dispatcher, company_id, connection_id = world
+    store.set_connection_status(company_id, connection_id, "Linked")
+    dataset = generate_dataset(
+        DatasetSpec(seed=1, company_id=company_id, platform_key="gbol", bills=20)
+    )
+    with dispatcher.translator.outside_api():
+        store.load_dataset(company_id, connection_id, dataset)
+    first = dispatcher.complete_read(
+        company_id, connection_id, ["bills", "suppliers", "taxRates"], loaded={"bills": 20}
+    )
+    assert first.webhook.event_type == "read.completed.initial"
+    assert first.records_modified == {"bills": 20, "suppliers": 0, "taxRates": 0}
+    assert_valid(first.webhook.envelope())
+
+    # a bill paid in the platform shows up in the next read, not as a write webhook
+    open_bill = next(b for b in dataset.bills if b.status == "Open")
+    with dispatcher.translator.outside_api():
+        store.record_external_payment(company_id, connection_id, open_bill.id)
+    second = dispatcher.complete_read(company_id, connection_id, ["bills", "billPayments"])
+    assert second.webhook.event_type == "read.completed"
+    assert second.records_modified == {"bills": 1, "billPayments": 1}
+    parsed = assert_valid(second.webhook.envelope())
+    assert [d.records_modified for d in parsed.payload.data_types] == [True, True]
+    assert parsed.payload.modified_from_date == first.webhook.generated_date
+
+    third = dispatcher.complete_read(company_id, connection_id, ["bills"])
+    assert third.records_modified == {"bills": 0}
+    assert not any("write" in t for t in _types(dispatcher))
+
+
+def test_read_on_a_deauthorized_connection_is_an_auth_error(world):
+    store, dispatcher, company_id, connection_id = world
+    store.set_connection_status(company_id, connection_id, "Deauthorized")
+    result = dispatcher.complete_read(company_id, connection_id, ["bills"])
+    envelope = result.webhook.envelope()
+    assert envelope["eventType"] == "read.completed"
+    assert envelope["payload"]["dataTypes"][0]["status"] == "AuthError"
+    assert_valid(envelope)
+
+
+def test_writes_through_the_api_send_write_webhooks(world):
+    store, dispatcher, company_id, connection_id = world
+    store.set_connection_status(company_id, connection_id, "Linked")
+    dataset = generate_dataset(
+        DatasetSpec(seed=2, company_id=company_id, platform_key="gbol", bills=10)
+    )
+    store.load_dataset(company_id, connection_id, dataset)
+    supplier = next(s for s in dataset.suppliers if s.status == "Active")
+    bank = next(b for b in dataset.bank_accounts if b.status == "Active" and b.currency == "GBP")
+    bill = store.create_bill(
+        company_id,
+        connection_id,
+        Bill(
+            id="",
+            supplier_id=supplier.id,
+            issue_date="2026-01-01",
+            due_date="2026-01-31",
+            currency="GBP",
+            status="Open",
+            total_amount=Decimal(0),
+            amount_due=Decimal(0),
+            line_items=[BillLine(unit_amount=Decimal("100.00"))],
+        ),
+    )
+    payment = store.create_payment(
+        company_id, connection_id, bill["id"], Decimal("40.00"), "2026-01-05", bank.id
+    )
+    writes = [e for e in dispatcher.events() if ".write." in e["eventType"]]
+    assert [(e["eventType"], e["payload"]["type"]) for e in writes] == [
+        ("bills.write.successful", "Create"),
+        ("billPayments.write.successful", "Create"),
+    ]
+    assert writes[0]["payload"]["record"] == {"id": bill["id"]}
+    assert writes[1]["payload"]["record"] == {"id": payment["id"]}
+    for envelope in writes:
+        parsed = assert_valid(envelope)
+        assert parsed.payload.connection_id == connection_id
+        assert parsed.payload.status == "Success"
+
+
+def test_unsuccessful_write_and_rate_limit_webhooks_validate():
+    from codat_emulator.webhooks import build_rate_limit_webhook, build_write_webhook
+
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    failed = build_write_webhook(
+        data_type="bills",
+        successful=False,
+        write_type="Update",
+        reference={"id": "c", "name": "n"},
+        connection_id="k",
+        requested=now,
+        completed=now,
+        record_id=None,
+    )
+    parsed = assert_valid(failed.envelope())
+    assert failed.event_type == "bills.write.unsuccessful"
+    assert parsed.payload.status == "Failed"
+    assert parsed.payload.record is None
+    for reached in (True, False):
+        webhook = build_rate_limit_webhook(
+            reached=reached,
+            daily_quota=2000,
+            quota_remaining=0 if reached else 2000,
+            expiry="2026-03-02T00:00:00.000Z",
+            generated=now,
+        )
+        parsed = assert_valid(webhook.envelope())
+        assert parsed.payload.daily_quota == 2000
+
+
+def test_quota_events_become_rate_limit_webhooks(world):
+    store, dispatcher, company_id, _ = world
+    store.set_quota(company_id, remaining=0)
+    store.reset_quota(company_id)
+    rate = [e for e in dispatcher.events() if e["eventType"].startswith("client.")]
+    assert [e["eventType"] for e in rate] == ["client.rateLimit.reached", "client.rateLimit.reset"]
+    assert rate[0]["payload"]["quotaRemaining"] == 0
+    assert rate[1]["payload"]["quotaRemaining"] == rate[1]["payload"]["dailyQuota"]
+    for envelope in rate:
+        assert_valid(envelope)
+
+
+def test_write_event_aliases_accept_the_singular_spelling():
+    assert event_type_aliases("bills.write.successful") == {
+        "bills.write.successful",
+        "bill.write.successful",
+    }
+    assert event_type_aliases("read.completed") == {"read.completed"}
