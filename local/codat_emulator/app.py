@@ -43,8 +43,10 @@ from codat_emulator.store import Store, utc_now
 
 log = logging.getLogger(__name__)
 
-# Paths that are the emulator's own (Link pages, control routes): no API key, no quota.
+# The emulator's own paths count against no quota. Link pages are what an SMB's browser opens, so
+# they need no key; the control routes change state and faults, so they need the API key.
 UNMETERED_PREFIXES = ("/_emulator", "/link")
+PUBLIC_PREFIXES = ("/link",)
 
 
 def expected_auth_header(api_key: str) -> str:
@@ -69,16 +71,18 @@ class CodatApiMiddleware:
         scope.setdefault("state", {})["correlation_id"] = cid
         path: str = scope["path"]
         store = self.ctx.store
+        auth = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+        if not path.startswith(PUBLIC_PREFIXES) and not hmac.compare_digest(
+            auth, self.expected_auth
+        ):
+            headers = rate_limit_headers(store.quota_state(""))
+            await self._send_error(send, ApiError(401), cid, headers)
+            return
         if path.startswith(UNMETERED_PREFIXES):
             # Not counted, but the client still sees where its quota stands.
             await self._guarded(
                 scope, receive, send, cid, rate_limit_headers(store.quota_state(""))
             )
-            return
-        auth = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
-        if not hmac.compare_digest(auth, self.expected_auth):
-            headers = rate_limit_headers(store.quota_state(""))
-            await self._send_error(send, ApiError(401), cid, headers)
             return
         company = company_from_path(path)
         if company and not store.has_company(company):

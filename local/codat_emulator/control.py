@@ -26,8 +26,6 @@ Webhook delivery
 
 from __future__ import annotations
 
-import base64
-import hmac
 import itertools
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -127,11 +125,6 @@ class QuotaAction(_Body):
 
 class WaitRequest(_Body):
     timeout_seconds: float = Field(10.0, gt=0, le=120, alias="timeoutSeconds")
-
-
-def _authorized(request: Request, api_key: str) -> bool:
-    expected = ("Basic " + base64.b64encode(api_key.encode()).decode()).encode()
-    return hmac.compare_digest(request.headers.get("authorization", "").encode(), expected)
 
 
 async def _parse(request: Request, model: type[Any]) -> Any:
@@ -293,8 +286,6 @@ def routes(store: Store, config: EmulatorConfig) -> list[BaseRoute]:
     def guarded(handler: Handler) -> Handler:
         async def endpoint(request: Request) -> Response:
             cid = correlation_id(request)
-            if not _authorized(request, config.api_key):
-                return error_response(ApiError(401), cid)
             try:
                 return await handler(request)
             except ApiError as error:

@@ -1,4 +1,4 @@
-"""Faults on demand, set through ``/_emulator/faults`` (no auth: a local control surface).
+"""Faults on demand, set through ``/_emulator/faults`` (with the API key, like every control route).
 
 A rule matches requests by path glob (``*`` is one path segment, ``**`` any number) and optional
 method, and does one thing:

@@ -21,7 +21,7 @@ def _free_port() -> int:
 
 
 def _start(env: dict[str, str], port: int) -> subprocess.Popen:
-    return subprocess.Popen(  # noqa: S603 - our own interpreter and module
+    return subprocess.Popen(
         [sys.executable, "-m", "codat_emulator", "--port", str(port), "--log-level", "warning"],
         env=env,
         stdout=subprocess.PIPE,

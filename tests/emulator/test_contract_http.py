@@ -324,23 +324,23 @@ def test_concurrency_limit_per_company():
 
 
 def test_fault_control_api(http, emulator):
-    base = emulator.base_url + "/_emulator/faults"
-    created = httpx.post(
+    base = "/_emulator/faults"
+    created = http.post(
         base, json={"kind": "error", "route": "/companies/nobody", "status": 503, "count": 2}
     )
     assert created.status_code == 201
     rule_id = created.json()["id"]
-    assert rule_id in [r["id"] for r in httpx.get(base).json()["rules"]]
+    assert rule_id in [r["id"] for r in http.get(base).json()["rules"]]
     assert_codat_error(http.get("/companies/nobody"), 503)
     assert_codat_error(http.get("/companies/nobody"), 503)
     assert_codat_error(http.get("/companies/nobody"), 404)  # the rule is spent
-    assert rule_id not in [r["id"] for r in httpx.get(base).json()["rules"]]
+    assert rule_id not in [r["id"] for r in http.get(base).json()["rules"]]
 
-    assert httpx.post(base, json={"kind": "explode"}).status_code == 400
-    assert httpx.post(base, content=b"{").status_code == 400
-    kept = httpx.post(base, json={"kind": "latency", "route": "/x", "latency_ms": 5}).json()
-    assert httpx.delete(f"{base}/{kept['id']}").status_code == 204
-    assert httpx.delete(f"{base}/{kept['id']}").status_code == 404
+    assert http.post(base, json={"kind": "explode"}).status_code == 400
+    assert http.post(base, content=b"{").status_code == 400
+    kept = http.post(base, json={"kind": "latency", "route": "/x", "latency_ms": 5}).json()
+    assert http.delete(f"{base}/{kept['id']}").status_code == 204
+    assert http.delete(f"{base}/{kept['id']}").status_code == 404
 
 
 def test_error_rate_is_deterministic_for_a_seed(http, emulator):

@@ -49,11 +49,21 @@ def test_control_routes_need_the_api_key(emulator, linked):
             ("GET", "/_emulator/webhooks/deliveries"),
             ("POST", "/_emulator/quota"),
             ("POST", f"/_emulator/link/{linked[0]}/connections/{linked[1]}"),
+            ("GET", "/_emulator/faults"),
+            ("POST", "/_emulator/faults"),
         ]:
-            response = anonymous.request(method, path, headers={"Authorization": "Basic bm9wZQ=="})
-            assert response.status_code == 401
-            assert response.json()["statusCode"] == 401
-            assert response.json()["service"] == "PublicApi"
+            for headers in ({"Authorization": "Basic bm9wZQ=="}, {}):
+                response = anonymous.request(method, path, headers=headers)
+                assert response.status_code == 401, (method, path, headers)
+                assert response.json()["statusCode"] == 401
+                assert response.json()["service"] == "PublicApi"
+
+
+def test_link_pages_need_no_api_key_because_the_smb_browser_opens_them(emulator, linked):
+    with httpx.Client(base_url=emulator.base_url) as anonymous:
+        response = anonymous.get(f"/link/{linked[0]}")
+        assert response.status_code == 200
+        assert "text/html" in response.headers["content-type"]
 
 
 def test_new_bills_appear_in_the_api_and_the_next_read(emulator, linked):
