@@ -68,7 +68,7 @@ test-e2e: synth ## the journey through the local API
 synth: install ## synthesize into cdk.out; builds the dependency layer with pip, no Docker (cached by hash)
 	$(PY) app.py -c stage=$(STAGE)
 
-demo: synth ## run the whole journey locally (local cloud + Codat emulator)
+demo: synth ## run the journey locally on the local cloud (no AWS, no Codat, no Docker)
 	$(PY) -m localcloud demo
 
 dev: synth ## keep the local cloud running (moto + local API on 127.0.0.1)
