@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from codat_emulator.config import DEFAULT_HOST, DEFAULT_PORT, ENV_PREFIX, EmulatorConfig
+from codat_emulator.config import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    ENV_PREFIX,
+    ConfigError,
+    EmulatorConfig,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,7 +33,10 @@ def main(argv: list[str] | None = None) -> None:
         for name, value in (("host", args.host), ("port", args.port), ("base_url", args.base_url))
         if value is not None
     }
-    config, generated = EmulatorConfig.from_env(None, **overrides)
+    try:
+        config, generated = EmulatorConfig.from_env(None, **overrides)
+    except ConfigError as error:
+        raise SystemExit(f"codat-emulator: {error}") from None
     if generated:
         # Printed once so a developer can use it; never logged again, never stored.
         print(

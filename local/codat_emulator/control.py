@@ -46,7 +46,8 @@ from codat_emulator.api_common import (
 )
 from codat_emulator.config import EmulatorConfig
 from codat_emulator.errors import ApiError, error_response
-from codat_emulator.link import BadRedirect, LinkService, link_service_for, redirect_url
+from codat_emulator.link import LinkService, link_service_for
+from codat_emulator.redirects import BadRedirect, redirect_url
 from codat_emulator.seed import (
     MAX_BILLS,
     DatasetSpec,

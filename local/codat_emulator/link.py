@@ -15,75 +15,25 @@ refuses the authorization (the JSON route's ``fail`` action).
 from __future__ import annotations
 
 import html
-import os
 import threading
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, quote, urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode
 
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from codat_emulator.config import EmulatorConfig
-from codat_emulator.seed import DEFAULT_BILLS, MAX_BILLS, DatasetSpec, generate_dataset
+from codat_emulator.config import EmulatorConfig, LinkSettings
+from codat_emulator.redirects import BadRedirect, check_redirect_template, redirect_url
+from codat_emulator.seed import MAX_BILLS, DatasetSpec, generate_dataset
 from codat_emulator.store import PLATFORMS, NotFound, Store, ValidationFailed
 from codat_emulator.webhooks import WebhookDispatcher, dispatcher_for
 
-ENV_PREFIX = "CODAT_EMULATOR_"
 MAX_FORM_BYTES = 16_384
-
-
-class LinkSettings(BaseModel):
-    """How Link behaves; from ``CODAT_EMULATOR_LINK_REDIRECT``, ``_SEED_BILLS`` and ``_SEED``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    # Where to send the user after Authorize/Cancel when the link carries no ?redirect=.
-    redirect_template: str | None = None
-    bills: int = Field(DEFAULT_BILLS, ge=0, le=MAX_BILLS)
-    seed: str = "codat-emulator"
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> LinkSettings:
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        if env.get(ENV_PREFIX + "LINK_REDIRECT"):
-            values["redirect_template"] = env[ENV_PREFIX + "LINK_REDIRECT"]
-        if env.get(ENV_PREFIX + "SEED_BILLS"):
-            values["bills"] = int(env[ENV_PREFIX + "SEED_BILLS"])
-        if env.get(ENV_PREFIX + "SEED"):
-            values["seed"] = env[ENV_PREFIX + "SEED"]
-        settings = cls.model_validate(values)
-        if settings.redirect_template:
-            check_redirect_template(settings.redirect_template)
-        return settings
-
-
-class BadRedirect(ValueError):
-    pass
-
-
-def check_redirect_template(template: str) -> str:
-    """Only absolute http(s) URLs: a ``javascript:`` or relative redirect is refused."""
-    parts = urlsplit(template)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise BadRedirect("the redirect must be an absolute http or https URL")
-    return template
-
-
-def redirect_url(template: str, company_id: str, connection_id: str, status_code: int) -> str:
-    """Codat's redirect placeholders: ``{companyId}``, ``{connectionId}``, ``{statusCode}``."""
-    check_redirect_template(template)
-    return (
-        template.replace("{companyId}", quote(company_id, safe=""))
-        .replace("{connectionId}", quote(connection_id, safe=""))
-        .replace("{statusCode}", str(status_code))
-    )
 
 
 @dataclass(frozen=True)
@@ -182,7 +132,7 @@ def link_service_for(store: Store, config: EmulatorConfig) -> LinkService:
     with _services_lock:
         service = _services.get(store)
         if service is None:
-            service = LinkService(store, dispatcher_for(store, config), LinkSettings.from_env())
+            service = LinkService(store, dispatcher_for(store, config), config.link)
             _services[store] = service
         return service
 

@@ -23,7 +23,6 @@ import ipaddress
 import itertools
 import json
 import logging
-import os
 import threading
 import time
 import uuid
@@ -36,9 +35,8 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
 
-from codat_emulator.config import EmulatorConfig
+from codat_emulator.config import DeliveryOptions, EmulatorConfig
 from codat_emulator.signing import signature_headers
 from codat_emulator.store import DomainEvent, NotFound, Store, iso, utc_now
 
@@ -47,8 +45,6 @@ log = logging.getLogger(__name__)
 JsonDict = dict[str, Any]
 
 # Svix's schedule, which Codat uses: the delay before each attempt (so 8 attempts in all).
-CODAT_RETRY_SCHEDULE: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
-ENV_PREFIX = "CODAT_EMULATOR_WEBHOOK_"
 MAX_LOGGED_EVENTS = 5000
 MAX_LOGGED_DELIVERIES = 20000
 
@@ -397,43 +393,6 @@ def _parse_iso(value: Any) -> datetime | None:
 
 # ---------------------------------------------------------------------------------------------
 # Delivery
-
-
-def _env_bool(value: str) -> bool:
-    return value.strip().lower() in ("1", "true", "yes", "on")
-
-
-class DeliveryOptions(BaseModel):
-    """How webhooks are delivered; every field can be changed at run time (control route)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    # Multiplies the retry schedule: 0.001 makes Codat's 5 s retry 5 ms in a test.
-    time_scale: float = Field(1.0, ge=0, le=1000)
-    timeout_seconds: float = Field(15.0, gt=0, le=120)
-    retry_schedule: tuple[float, ...] = Field(CODAT_RETRY_SCHEDULE, min_length=1, max_length=20)
-    # Send every message twice (same webhook-id), as an at-least-once system does.
-    duplicate: bool = False
-    duplicate_after_seconds: float = Field(0.05, ge=0, le=3600)
-    # Hold each message until the next one for the same consumer, then send the later first.
-    out_of_order: bool = False
-    # How long a held message waits for a successor before it goes anyway.
-    out_of_order_hold_seconds: float = Field(1.0, ge=0, le=3600)
-    # Deliver every message this late.
-    delay_seconds: float = Field(0.0, ge=0, le=3600)
-    # Post to non-loopback URLs too (off: a local emulator must not reach the internet).
-    allow_remote: bool = False
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> DeliveryOptions:
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for name, info in cls.model_fields.items():
-            raw = env.get(ENV_PREFIX + name.upper())
-            if raw is None or name == "retry_schedule":
-                continue
-            values[name] = _env_bool(raw) if info.annotation is bool else float(raw)
-        return cls.model_validate(values)
 
 
 @dataclass
@@ -788,15 +747,14 @@ _dispatchers_lock = threading.Lock()
 
 
 def dispatcher_for(store: Store, config: EmulatorConfig | None = None) -> WebhookDispatcher:
-    """The store's dispatcher, created (and subscribed) on first use with options from the
-    environment (``CODAT_EMULATOR_WEBHOOK_*``)."""
+    """The store's dispatcher, created (and subscribed) on first use with ``config.webhooks``."""
     with _dispatchers_lock:
         dispatcher = _dispatchers.get(store)
         if dispatcher is None:
             if config is None:
                 raise LookupError("no webhook dispatcher for this store yet: pass the config")
             dispatcher = WebhookDispatcher(
-                store, config.base_url, DeliveryOptions.from_env(), clock=store.clock
+                store, config.base_url, config.webhooks, clock=store.clock
             )
             dispatcher.subscribe()
             _dispatchers[store] = dispatcher

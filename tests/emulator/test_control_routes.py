@@ -6,6 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from codat_emulator.testing import running_emulator
+
 
 @pytest.fixture
 def linked(emulator):
@@ -220,3 +222,29 @@ def test_malformed_json_and_bad_options(emulator, linked):
     assert broken.status_code == 400
     assert bad_option.status_code == 400
     assert unchanged["time_scale"] == 1.0
+
+
+def test_the_config_sets_webhook_delivery_and_link_defaults():
+    # Given settings passed as config, the way the CLI passes what it read from the environment
+    with (
+        running_emulator(
+            webhooks={"duplicate": True, "time_scale": 0.25},
+            link={"bills": 9, "seed": "config-test"},
+        ) as emulator,
+        emulator.http() as http,
+    ):
+        # Then the running dispatcher uses them
+        options = http.get("/_emulator/webhooks/options").json()
+        assert options["duplicate"] is True
+        assert options["time_scale"] == 0.25
+        # And Link loads the configured number of bills when the request names no size
+        company = http.post("/companies", json={"name": "Configured"}).json()
+        connection = http.post(
+            f"/companies/{company['id']}/connections", json={"platformKey": "gbol"}
+        ).json()
+        linked = http.post(
+            f"/_emulator/link/{company['id']}/connections/{connection['id']}",
+            json={"action": "authorize"},
+        )
+        assert linked.status_code == 200, linked.text
+        assert linked.json()["recordsLoaded"]["bills"] == 9

@@ -8,8 +8,9 @@ import httpx
 import pytest
 from standardwebhooks import Webhook as Verifier
 
+from codat_emulator.config import CODAT_RETRY_SCHEDULE, DeliveryOptions, EmulatorConfig
 from codat_emulator.store import Store
-from codat_emulator.webhooks import CODAT_RETRY_SCHEDULE, DeliveryOptions, WebhookDispatcher
+from codat_emulator.webhooks import WebhookDispatcher
 
 URL = "http://127.0.0.1:9/hooks"
 
@@ -181,9 +182,10 @@ def test_bad_options_change_nothing():
 
 
 def test_options_from_environment():
-    options = DeliveryOptions.from_env(
+    config, _ = EmulatorConfig.from_env(
         {"CODAT_EMULATOR_WEBHOOK_TIME_SCALE": "0.01", "CODAT_EMULATOR_WEBHOOK_DUPLICATE": "true"}
     )
+    options = config.webhooks
     assert options.time_scale == 0.01
     assert options.duplicate is True
     assert options.out_of_order is False
