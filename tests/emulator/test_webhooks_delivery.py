@@ -4,37 +4,10 @@ was registered through the API, retries on failure, and can duplicate or reorder
 from __future__ import annotations
 
 import pytest
-from codat_platform.models.shared import (
-    ClientRateLimitWebhook,
-    ConnectionWebhook,
-    DataTypeWriteWebhook,
-    ReadCompletedWebhook,
-)
 
 from codat_emulator.testing import running_emulator
+from tests.codat_webhook_models import assert_codat_webhook
 from tests.emulator.webhook_receiver import Receiver
-
-MODELS = {
-    "connection.": ConnectionWebhook,
-    "read.completed": ReadCompletedWebhook,
-    ".write.": DataTypeWriteWebhook,
-    "client.rateLimit.": ClientRateLimitWebhook,
-}
-
-
-def _drop_none(value):
-    if isinstance(value, dict):
-        return {k: _drop_none(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_none(v) for v in value]
-    return value
-
-
-def validate(envelope):
-    model = next(m for key, m in MODELS.items() if key in envelope["eventType"])
-    parsed = model.from_dict(envelope)
-    assert parsed.to_dict() == _drop_none(envelope)
-    return parsed
 
 
 @pytest.fixture
@@ -101,7 +74,7 @@ def test_link_journey_delivers_signed_valid_webhooks(emu, receiver):
         "connection.connected",
         "read.completed.initial",
     ]
-    created, connected, initial = (validate(e) for e in receiver.accepted())
+    created, connected, initial = (assert_codat_webhook(e) for e in receiver.accepted())
     assert created.payload.connection.status == "PendingAuth"
     assert connected.payload.connection.status == "Linked"
     assert connected.payload.reference_company.id == company_id
@@ -213,7 +186,7 @@ def test_writes_and_quota_webhooks_reach_a_consumer_using_the_singular_name(emu,
         "bills.write.unsuccessful",
         "client.rateLimit.reached",
     ]
-    write, failure, quota = (validate(e) for e in receiver.accepted())
+    write, failure, quota = (assert_codat_webhook(e) for e in receiver.accepted())
     assert write.payload.record.id == created.json()["id"]
     assert failure.payload.status == "Failed"
     assert quota.payload.quota_remaining == 0
