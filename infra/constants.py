@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 # Lambda handler entry points (module paths inside the `functions/` code asset).
-API_HANDLER = "billpay.handlers.api.handler"
-REGISTER_COMPANY_HANDLER = "billpay.handlers.onboarding.register_company"
+API_HANDLER = "billpay.api.handler.handler"
+REGISTER_COMPANY_HANDLER = "billpay.onboarding.handlers.register_company"
 
-# Environment variable names the functions read (validated by billpay.settings).
+# Environment variable names the functions read (validated by billpay.core.settings).
 ENV_COMPANIES_TABLE = "COMPANIES_TABLE"
 ENV_ONBOARDING_STATE_MACHINE_ARN = "ONBOARDING_STATE_MACHINE_ARN"
 ENV_CODAT_BASE_URL = "CODAT_BASE_URL"

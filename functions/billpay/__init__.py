@@ -1,7 +1,12 @@
-"""The only code shipped to Lambda.
+"""The only code shipped to Lambda, one package per capability.
 
-handlers/  thin entry points: parse the event into a model, call one logic function, answer.
-logic/     business rules as plain functions over ports; no AWS, HTTP or event shapes.
-adapters/  the only modules that call AWS (boto3) or Codat; each implements a port.
-models/    pydantic models at every boundary (requests, records, settings).
+core/        what every capability shares: settings, errors, logging, boto3 clients
+companies/   the SMB aggregate: its record and statuses, the table, and where webhooks meet waits
+onboarding/  starting onboarding and the onboarding state machine's steps
+api/         the product backend's REST API (routes of every capability)
+
+Inside a capability: `handler(s).py` are thin entry points (parse into a model, call one logic
+function, answer); `logic.py` holds the business rules as plain functions over `ports.py`;
+adapters (`repository.py`, `workflow.py`, ...) are the only modules that call AWS or Codat;
+`models.py` holds the pydantic models at the boundary.
 """

@@ -9,7 +9,7 @@ from constructs import Construct
 
 # The gateway rejects a malformed body before Lambda runs; the function validates it again with the
 # same pattern, for calls that do not come through the gateway.
-from billpay.models.company import COMPANY_ID_PATTERN
+from billpay.companies.models import COMPANY_ID_PATTERN
 from infra import constants
 from infra.config import StageConfig
 from infra.constructs.common import acknowledge, log_group

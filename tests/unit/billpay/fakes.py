@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from billpay.models.company import CompanyRecord
-from billpay.ports import Execution
+from billpay.companies.models import CompanyRecord
+from billpay.onboarding.ports import Execution
 
 
 class InMemoryCompanies:
@@ -19,6 +19,26 @@ class InMemoryCompanies:
         if record.company_id in self.items:
             return False
         self.items[record.company_id] = record
+        return True
+
+    def replace(self, record: CompanyRecord, expected_version: int) -> bool:
+        stored = self.items.get(record.company_id)
+        if stored is None or stored.version != expected_version:
+            return False
+        self.items[record.company_id] = record
+        return True
+
+
+class RecordingResumer:
+    """A TaskResumer that remembers what it handed to which token; a token takes one answer."""
+
+    def __init__(self) -> None:
+        self.resumed: dict[str, dict[str, Any]] = {}
+
+    def resume(self, token: str, output: dict[str, Any]) -> bool:
+        if token in self.resumed:
+            return False
+        self.resumed[token] = output
         return True
 
 

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from billpay.handlers.api import ApiDependencies, handler
-from billpay.logic.onboarding import register_company
-from billpay.models.company import RegisterCompany
+from billpay.api.handler import ApiDependencies, handler
+from billpay.onboarding.logic import register_company
+from billpay.onboarding.models import RegisterCompany
 
 from .fakes import InMemoryCompanies, InMemoryWorkflow
 
@@ -80,7 +80,7 @@ def test_get_company_answers_404_then_200(deps):
     status, body = call(deps, "GET", "/companies/smb-1")
     assert status == 200
     assert body["companyId"] == "smb-1"
-    assert body["status"] == "ONBOARDING"
+    assert body["status"] == "REGISTERED"
 
 
 def test_unknown_route_answers_404(deps):

@@ -3,9 +3,10 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from billpay.errors import ConflictError
-from billpay.logic import onboarding
-from billpay.models.company import CompanyStatus, RegisterCompany, StartOnboarding
+from billpay.companies.models import CompanyStatus
+from billpay.core.errors import ConflictError
+from billpay.onboarding import logic as onboarding
+from billpay.onboarding.models import RegisterCompany, StartOnboarding
 
 from .fakes import InMemoryCompanies, InMemoryWorkflow
 
@@ -66,7 +67,7 @@ def test_register_company_records_the_company_once():
     companies = InMemoryCompanies()
     at = datetime(2026, 1, 2, tzinfo=UTC)
     record = onboarding.register_company(_register(), companies, now=at)
-    assert record.status is CompanyStatus.ONBOARDING
+    assert record.status is CompanyStatus.REGISTERED
     assert record.created_at == at
     assert companies.items["smb-1"] == record
 

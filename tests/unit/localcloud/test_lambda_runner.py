@@ -80,7 +80,7 @@ def test_handler_must_be_module_and_function(handler):
 
 
 def test_nested_handler_module_is_split_at_the_last_dot():
-    assert _split_handler("billpay.handlers.api.handler") == ("billpay.handlers.api", "handler")
+    assert _split_handler("billpay.api.handler.handler") == ("billpay.api.handler", "handler")
 
 
 def test_empty_invocation_body_is_an_empty_event():

@@ -5,15 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from billpay.errors import ConflictError
-from billpay.models.company import (
-    CompanyRecord,
-    CompanyStatus,
-    OnboardingStarted,
-    RegisterCompany,
-    StartOnboarding,
-)
-from billpay.ports import CompanyRepository, WorkflowStarter
+from billpay.companies.models import CompanyRecord, CompanyStatus
+from billpay.companies.ports import CompanyRepository
+from billpay.core.errors import ConflictError
+from billpay.onboarding.models import OnboardingStarted, RegisterCompany, StartOnboarding
+from billpay.onboarding.ports import WorkflowStarter
 
 
 def onboarding_execution_name(company_id: str) -> str:
@@ -49,7 +45,7 @@ def register_company(
     record = CompanyRecord(
         company_id=command.company_id,
         name=command.name,
-        status=CompanyStatus.ONBOARDING,
+        status=CompanyStatus.REGISTERED,
         onboarding_execution_arn=command.execution_arn,
         created_at=at,
         updated_at=at,

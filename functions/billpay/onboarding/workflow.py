@@ -1,11 +1,11 @@
-"""Step Functions: starting and reading executions of one state machine."""
+"""Step Functions: starting and reading onboarding executions, and resuming parked task tokens."""
 
 from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any
 
-from billpay.ports import Execution
+from billpay.onboarding.ports import Execution
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
@@ -37,3 +37,19 @@ class StepFunctionsWorkflow:
         # arn:aws:states:region:account:stateMachine:NAME -> ...:execution:NAME:execution-name
         prefix, _, machine = self._arn.rpartition(":stateMachine:")
         return f"{prefix}:execution:{machine}:{name}"
+
+
+class StepFunctionsTasks:
+    """Implements `billpay.companies.ports.TaskResumer` with SendTaskSuccess."""
+
+    def __init__(self, client: SFNClient) -> None:
+        self._client = client
+
+    def resume(self, token: str, output: dict[str, Any]) -> bool:
+        errors = self._client.exceptions
+        try:
+            self._client.send_task_success(taskToken=token, output=json.dumps(output))
+        except (errors.TaskDoesNotExist, errors.TaskTimedOut, errors.InvalidToken):
+            # The execution stopped waiting (timed out, stopped, already resumed): nothing to do.
+            return False
+        return True

@@ -6,13 +6,13 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from billpay.adapters import aws
-from billpay.adapters.companies import DynamoCompanyRepository
-from billpay.logic import onboarding
-from billpay.models.company import RegisterCompany
-from billpay.observability import logger
-from billpay.ports import CompanyRepository
-from billpay.settings import settings
+from billpay.companies.ports import CompanyRepository
+from billpay.companies.repository import DynamoCompanyRepository
+from billpay.core import aws
+from billpay.core.observability import logger
+from billpay.core.settings import settings
+from billpay.onboarding import logic as onboarding
+from billpay.onboarding.models import RegisterCompany
 
 
 @logger.inject_lambda_context(clear_state=True)

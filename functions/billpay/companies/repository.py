@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from billpay.models.company import CompanyRecord
+from billpay.companies.models import CompanyRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -29,23 +29,36 @@ class DynamoCompanyRepository:
         item = answer.get("Item")
         if item is None:
             return None
-        return CompanyRecord.model_validate(_from_dynamo(item))
+        return CompanyRecord.model_validate(from_dynamo(item))
 
     def create(self, record: CompanyRecord) -> bool:
         try:
             self._client.put_item(
                 TableName=self._table,
-                Item=_to_dynamo(record.to_item()),
+                Item=to_dynamo(record.to_item()),
                 ConditionExpression="attribute_not_exists(companyId)",
             )
         except self._client.exceptions.ConditionalCheckFailedException:
             return False
         return True
 
+    def replace(self, record: CompanyRecord, expected_version: int) -> bool:
+        """Write `record` if the stored one is still at `expected_version`; False if it moved on."""
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=to_dynamo(record.to_item()),
+                ConditionExpression="version = :expected",
+                ExpressionAttributeValues={":expected": {"N": str(expected_version)}},
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
-def _to_dynamo(item: dict[str, Any]) -> dict[str, Any]:
+
+def to_dynamo(item: dict[str, Any]) -> dict[str, Any]:
     return {key: _serializer.serialize(value) for key, value in item.items()}
 
 
-def _from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
+def from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
     return {key: _deserializer.deserialize(value) for key, value in item.items()}

@@ -11,15 +11,17 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from billpay.adapters import aws
-from billpay.adapters.companies import DynamoCompanyRepository
-from billpay.adapters.workflows import StepFunctionsWorkflow
-from billpay.errors import BillPayError, ConflictError, NotFoundError
-from billpay.logic import onboarding
-from billpay.models.company import COMPANY_ID_PATTERN, StartOnboarding
-from billpay.observability import logger
-from billpay.ports import CompanyRepository, WorkflowStarter
-from billpay.settings import settings
+from billpay.companies.models import COMPANY_ID_PATTERN
+from billpay.companies.ports import CompanyRepository
+from billpay.companies.repository import DynamoCompanyRepository
+from billpay.core import aws
+from billpay.core.errors import BillPayError, ConflictError, NotFoundError
+from billpay.core.observability import logger
+from billpay.core.settings import settings
+from billpay.onboarding import logic as onboarding
+from billpay.onboarding.models import StartOnboarding
+from billpay.onboarding.ports import WorkflowStarter
+from billpay.onboarding.workflow import StepFunctionsWorkflow
 
 app = APIGatewayRestResolver()
 _COMPANY_ID = re.compile(COMPANY_ID_PATTERN)

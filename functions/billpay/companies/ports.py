@@ -1,0 +1,27 @@
+"""What the company logic needs from the outside world. Adapters implement these; tests pass fakes."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from billpay.companies.models import CompanyRecord
+
+
+class CompanyRepository(Protocol):
+    def get(self, company_id: str) -> CompanyRecord | None: ...
+
+    def create(self, record: CompanyRecord) -> bool:
+        """Store the record unless one exists for its id; True when this call created it."""
+        ...
+
+    def replace(self, record: CompanyRecord, expected_version: int) -> bool:
+        """Store the record if the stored one is at `expected_version`; False if it is not."""
+        ...
+
+
+class TaskResumer(Protocol):
+    """Hands a waiting workflow its answer (Step Functions SendTaskSuccess)."""
+
+    def resume(self, token: str, output: dict[str, Any]) -> bool:
+        """True when the waiting task took the answer; False when it no longer waits for it."""
+        ...
