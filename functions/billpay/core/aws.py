@@ -13,6 +13,7 @@ from botocore.config import Config
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_stepfunctions import SFNClient
 
 # Fail fast inside a Lambda: the workflow retries with back-off, the client should not.
@@ -29,3 +30,8 @@ def dynamodb() -> DynamoDBClient:
 @cache
 def stepfunctions() -> SFNClient:
     return boto3.client("stepfunctions", config=_CONFIG)
+
+
+@cache
+def eventbridge() -> EventBridgeClient:
+    return boto3.client("events", config=_CONFIG)

@@ -2,9 +2,7 @@
 
 from datetime import UTC, datetime
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from billpay.companies.models import CompanyRecord, CompanyStatus, Signal, Wait, WaitKind
 from billpay.companies.repository import DynamoCompanyRepository
@@ -13,20 +11,8 @@ T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def repository(monkeypatch):
-    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="eu-west-1")
-        client.create_table(
-            TableName="companies",
-            KeySchema=[{"AttributeName": "companyId", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "companyId", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield DynamoCompanyRepository(client, "companies")
+def repository(aws, companies_table):
+    return DynamoCompanyRepository(aws("dynamodb"), companies_table)
 
 
 def _record(**changes) -> CompanyRecord:
