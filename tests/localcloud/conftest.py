@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from localcloud.product import ProductCloud, running_product
 from localcloud.testing import (
     CloudAssemblyMissing,
     LocalCloud,
@@ -48,3 +49,10 @@ def fixture_cloud(fixture_cdk_out: Path) -> Iterator[LocalCloud]:
 def product_cloud(product_cdk_out: Path) -> Iterator[LocalCloud]:
     with local_cloud(product_cdk_out) as cloud:
         yield cloud
+
+
+@pytest.fixture(scope="module")
+def product_with_codat(product_cdk_out: Path) -> Iterator[ProductCloud]:
+    """The product's cdk.out on the local cloud, calling a fresh Codat emulator as Codat."""
+    with running_product(product_cdk_out) as product:
+        yield product
