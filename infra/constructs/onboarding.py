@@ -280,10 +280,10 @@ class OnboardingWorkflow(Construct):
             {**company, "status": "FAILED", "error": sfn.JsonPath.object_at("$.error")},
             result_path="$.failure",
         )
+        # The company's lastError keeps the original error's name; the execution fails under one
+        # name (an error path could hold "States.Runtime", which a Fail state may not raise).
         record_failure.next(
-            sfn.Fail(
-                self, "OnboardingFailed", error_path="$.error.Error", cause_path="$.error.Cause"
-            )
+            sfn.Fail(self, "OnboardingFailed", error="OnboardingFailed", cause_path="$.error.Cause")
         )
 
         def recorded(

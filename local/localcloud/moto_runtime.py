@@ -19,6 +19,10 @@ Patches (installed once, idempotently, by `install_patches`):
    in tests. `TimeoutSeconds` and Lambda timeouts stay real time.
 6. `StepFunctionsParserBackend.start_execution` names an unnamed execution with a UUID, as AWS
    does; moto names it "None", so a second unnamed execution fails with ExecutionAlreadyExists.
+8. `Environment.set_stop` also wakes every task parked on a task token, and `set_error` leaves a
+   stopped execution stopped: StopExecution ends such an execution at once, ABORTED, as on AWS;
+   moto would keep it RUNNING until the task's TimeoutSeconds (the onboarding's waits last
+   hours), then report the woken task's failure as the execution's.
 7. `events.models.Rule.send_to_targets` delivers to Lambda targets (moto raises
    NotImplementedError for them): the function is invoked with the event, as EventBridge does
    (synchronously here, in the caller's thread; a failure is logged, not raised, as for an
@@ -53,6 +57,8 @@ from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions.parser import models as sfn_parser_models
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+from moto.stepfunctions.parser.asl.eval.environment import Environment as SfnEnvironment
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 
 from localcloud import lambda_runner
 
@@ -217,6 +223,28 @@ class _ScaledSleepTime(types.ModuleType):
         time.sleep(max(seconds, 0) * _time_scale)
 
 
+# --- patch 8: StopExecution wakes a task parked on a task token --------------------------------
+
+_original_set_stop = SfnEnvironment.set_stop
+
+
+_original_set_error = SfnEnvironment.set_error
+
+
+def _set_stop(self: Any, stop_date: Any, cause: str | None, error: str | None) -> None:
+    _original_set_stop(self, stop_date=stop_date, cause=cause, error=error)
+    # The parked task wakes with no outcome; the stopped program runs no further state.
+    for endpoint in list(self.callback_pool_manager._pool.values()):
+        endpoint.interrupt_all()
+
+
+def _set_error(self: Any, error: Any) -> None:
+    # The woken task fails (it got no outcome); the execution stays ABORTED, not FAILED.
+    if isinstance(self._program_state, ProgramStopped):
+        return
+    _original_set_error(self, error=error)
+
+
 def install_patches() -> None:
     """Apply every patch once. Raises if moto is not the pinned version."""
     global _patches_installed
@@ -236,6 +264,8 @@ def install_patches() -> None:
         events_models.Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
         sfn_parser_models.StepFunctionsParserBackend.start_execution = _start_execution  # type: ignore[method-assign]
         wait_function.WaitFunction._wait_interval = _scaled_wait_interval  # type: ignore[method-assign]
+        SfnEnvironment.set_stop = _set_stop  # type: ignore[method-assign]
+        SfnEnvironment.set_error = _set_error  # type: ignore[method-assign]
         retrier_decl.time = _ScaledSleepTime()  # type: ignore[attr-defined]
         _patches_installed = True
 
