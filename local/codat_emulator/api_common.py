@@ -159,27 +159,26 @@ def api_route(
 ) -> Route:
     """A Codat route: faults first, then (if ``idempotent``) the Idempotency-Key protocol around
     the handler; store errors become Codat's error body. ``write`` is (data type, write type) for
-    routes that write to the accounting platform: a refused write is reported to the store."""
+    routes that write to the accounting platform: a write the platform refuses is reported to the
+    store (``write.failed``, which becomes ``{dataType}.write.unsuccessful``)."""
 
     async def reporting(request: Request) -> Response:
         try:
             return await handler(request)
-        except (ValidationFailed, NotLinked) as error:
+        except ValidationFailed as error:
+            # The accounting platform refused the write (its rules, not the request's shape):
+            # Codat reports that as {dataType}.write.unsuccessful as well as the 400. A request
+            # refused before it reaches the platform (bad body, unknown id, a connection that is
+            # not Linked) is only the synchronous error.
             if write is not None:
                 params = request.path_params
-                record_id = params.get("billId") or params.get("supplierId")
-                items = (
-                    error.errors
-                    if isinstance(error, ValidationFailed)
-                    else [ValidationItem(str(error), "connectionId")]
-                )
                 ctx.store.report_failed_write(
                     params.get("companyId", ""),
                     params.get("connectionId", ""),
                     write[0],
                     write[1],
-                    record_id,
-                    items,
+                    params.get("billId") or params.get("supplierId"),
+                    error.errors,
                 )
             raise
 

@@ -13,7 +13,8 @@ Companies and their books
   POST …/connections/{connectionId}/read                         {"dataTypes"?} -> read.completed
   POST …/connections/{connectionId}/deauthorize                  -> connection.disconnected
   POST …/connections/{connectionId}/write-results                {"dataType","type","successful",
-       "recordId"?} a write's late outcome -> {dataType}.write.successful|unsuccessful
+       "status"?: Failed|TimedOut, "recordId"?, "attachmentId"?} a write's late outcome
+       -> {dataType}.write.successful|unsuccessful
 Quota
   POST /_emulator/quota                                          {"action": "exhaust"|"reset",
        "companyId"?} -> client.rateLimit.reached|reset
@@ -31,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -116,7 +117,18 @@ class WriteResult(_Body):
     )
     type: Literal["Create", "Update", "Delete", "UploadAttachment"] = "Create"
     successful: bool = False
+    # An unsuccessful write Failed, or TimedOut (the platform never answered).
+    status: Literal["Failed", "TimedOut"] = "Failed"
     record_id: str | None = Field(None, alias="recordId")
+    attachment_id: str | None = Field(None, alias="attachmentId")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WriteResult:
+        if self.successful and "status" in self.model_fields_set:
+            raise ValueError("status is for unsuccessful writes (Failed or TimedOut)")
+        if self.attachment_id is not None and self.type != "UploadAttachment":
+            raise ValueError("attachmentId is for UploadAttachment writes")
+        return self
 
 
 class QuotaAction(_Body):
@@ -414,6 +426,8 @@ def routes(store: Store, config: EmulatorConfig) -> list[BaseRoute]:
             requested=now,
             completed=now,
             record_id=body.record_id,
+            attachment_id=body.attachment_id,
+            failed_status=body.status,
         )
         dispatcher.publish(webhook)
         return json_response(webhook.envelope(), status=201)

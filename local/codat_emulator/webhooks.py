@@ -171,7 +171,11 @@ def build_write_webhook(
     completed: datetime,
     record_id: str | None,
     write_id: str | None = None,
+    attachment_id: str | None = None,
+    failed_status: Literal["Failed", "TimedOut"] = "Failed",
 ) -> Webhook:
+    """``record`` is the record written (for an upload, the bill); ``attachmentId`` only for a
+    successful upload, as in Codat's examples."""
     payload: JsonDict = {
         "id": write_id or str(uuid.uuid4()),
         "type": write_type,
@@ -179,9 +183,11 @@ def build_write_webhook(
         "connectionId": connection_id,
         "requestedOnDate": iso(requested),
         "completedOnDate": iso(completed),
-        "status": "Success" if successful else "Failed",
+        "status": "Success" if successful else failed_status,
         "record": {"id": record_id} if record_id is not None else None,
     }
+    if attachment_id is not None:
+        payload["attachmentId"] = attachment_id
     outcome = "successful" if successful else "unsuccessful"
     return _webhook(f"{data_type}.write.{outcome}", payload, completed, reference["id"])
 
@@ -278,9 +284,43 @@ class EventTranslator:
                     generated=event.occurred_at,
                 )
             ]
+        if kind == "attachment.created":
+            return [self._attachment_uploaded(event)]
+        if kind == "write.failed":
+            return [self._write_refused(event)]
         if kind == "company.created":
             self.reference(event.company_id)  # cached for connection.deleted after the company
         return []
+
+    def _attachment_uploaded(self, event: DomainEvent) -> Webhook:
+        return build_write_webhook(
+            data_type="bills",
+            successful=True,
+            write_type="UploadAttachment",
+            reference=self.reference(event.company_id),
+            connection_id=str(event.data["connection_id"]),
+            requested=event.occurred_at,
+            completed=event.occurred_at,
+            record_id=str(event.data["bill_id"]),
+            attachment_id=str(event.data["attachment"]["id"]),
+        )
+
+    def _write_refused(self, event: DomainEvent) -> Webhook:
+        """A write the accounting platform refused: ``{dataType}.write.unsuccessful``. The record
+        is the one the write was for (the bill or supplier updated, the bill an upload was for);
+        a refused create made no record."""
+        data = event.data
+        write_type = data["write_type"]
+        return build_write_webhook(
+            data_type=str(data["data_type"]),
+            successful=False,
+            write_type=write_type,
+            reference=self.reference(event.company_id),
+            connection_id=str(data["connection_id"]),
+            requested=event.occurred_at,
+            completed=event.occurred_at,
+            record_id=None if write_type == "Create" else data.get("record_id"),
+        )
 
     def _connection(self, event: DomainEvent, event_type: Any) -> Webhook:
         return build_connection_webhook(

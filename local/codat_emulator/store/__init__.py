@@ -27,8 +27,8 @@ Public interface (the HTTP layer and the Link, control and webhook modules use o
   ``attachment.created`` (data: ``attachment``, ``bill_id``, ``connection_id``) and
   ``write.failed`` (data: ``connection_id``, ``data_type`` bills|suppliers|bankAccounts|
   billPayments, ``write_type`` Create|Update|UploadAttachment, ``record_id`` or None, ``errors``
-  as ``[{"itemId", "message"}]``), published by the HTTP layer when it refuses an API write
-  with a 400 (``report_failed_write``).
+  as ``[{"itemId", "message"}]``), published by the HTTP layer when the accounting platform
+  refuses an API write with a 400 (``report_failed_write``).
 - Companies: create_company, get_company, list_companies, replace_company, update_company,
   delete_company.
 - Connections: create_connection, get_connection, list_connections, delete_connection and

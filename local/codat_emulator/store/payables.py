@@ -41,6 +41,25 @@ from codat_emulator.store.ledger import (
     take_page,
 )
 
+# Files no accounting platform takes as a bill attachment. Codat documents no per-platform file
+# rules for Bill Pay; this is the emulator's stand-in, so a refused upload can be tested.
+REFUSED_ATTACHMENT_EXTENSIONS = frozenset(
+    {".exe", ".dll", ".bat", ".cmd", ".com", ".msi", ".scr", ".js", ".vbs", ".ps1", ".sh", ".jar"}
+)
+
+
+def _check_attachment(name: str, content: bytes) -> None:
+    errors: list[ValidationItem] = []
+    if not content:
+        errors.append(ValidationItem("The file is empty.", "file"))
+    extension = name[name.rfind(".") :].lower() if "." in name else ""
+    if extension in REFUSED_ATTACHMENT_EXTENSIONS:
+        errors.append(
+            ValidationItem(f"The accounting platform does not accept '{extension}' files.", "file")
+        )
+    if errors:
+        raise ValidationFailed(errors)
+
 
 class PayablesStore(CompaniesStore):
     """One ledger per connection, created and dropped with it."""
@@ -414,6 +433,7 @@ class PayablesStore(CompaniesStore):
         with self._change() as emit:
             ledger = self._writable_ledger(company_id, connection_id)
             self._bill(ledger, bill_id)
+            _check_attachment(name, content)
             attachment = Attachment(new_id(), name, content_type, content, self.clock())
             ledger.attachments.setdefault(bill_id, {})[attachment.id] = attachment
             body = attachment.to_json()
