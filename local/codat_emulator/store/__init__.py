@@ -32,8 +32,10 @@ Public interface (the HTTP layer and the Link, control and webhook modules use o
 - Companies: create_company, get_company, list_companies, replace_company, update_company,
   delete_company.
 - Connections: create_connection, get_connection, list_connections, delete_connection and
-  ``set_connection_status(company_id, connection_id, status)`` for link / unlink / deauthorize;
-  ``fail_connection(company_id, connection_id, message)`` records a data connection error.
+  ``set_connection_status(company_id, connection_id, status)`` for link / unlink;
+  ``deauthorize_connection`` (``Deauthorized`` with Codat's 401 data connection error);
+  ``fail_connection(company_id, connection_id, message, status_code, status_text)`` records a
+  failed (400) or cancelled (403) authorization.
 - Data outside the API (Link, seeded data sets, "paid outside the product"):
   ``load_dataset(company_id, connection_id, DataSet)`` bulk-loads suppliers, bills, bank accounts,
   accounts and tax rates (and company info) in one locked step; ``put_bill`` / ``put_supplier`` /

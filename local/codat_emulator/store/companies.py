@@ -33,6 +33,7 @@ PLATFORMS: dict[str, str] = {
     "knfz": "Sage Intacct",
     "rwuv": "Zoho Books",
 }
+DEAUTHORIZED_MESSAGE = "The integration de-authorized access to the connection."
 # Stable per platform, like Codat's integration ids (uuid5 so no id is hard-coded).
 _INTEGRATION_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "codat-emulator/integrations")
 
@@ -283,11 +284,21 @@ class CompaniesStore(StoreCore):
                 )
         return body
 
-    def fail_connection(self, company_id: str, connection_id: str, message: str) -> JsonDict:
-        """Record a failed authorization or sync; the status stays as it is (Codat's behaviour)."""
+    def fail_connection(
+        self,
+        company_id: str,
+        connection_id: str,
+        message: str,
+        status_code: str = "400",
+        status_text: str = "Bad Request",
+    ) -> JsonDict:
+        """Record a failed or cancelled authorization (``connection.failed``); the status stays
+        as it is, as in Codat's examples (a cancelled Link is still PendingAuth, with a 403)."""
         with self._change() as emit:
             connection = self._connection(company_id, connection_id)
-            connection.errors.append(ConnectionError_("400", "Bad Request", message, self.clock()))
+            connection.errors.append(
+                ConnectionError_(status_code, status_text, message, self.clock())
+            )
             body = connection.to_json()
             emit(
                 "connection.status_changed",
@@ -295,6 +306,19 @@ class CompaniesStore(StoreCore):
                 {"connection": body, "previous_status": connection.status, "error": message},
             )
         return body
+
+    def deauthorize_connection(self, company_id: str, connection_id: str) -> JsonDict:
+        """The SMB or the platform revoked access: ``Deauthorized`` with the 401 data connection
+        error Codat's ``connection.disconnected`` example carries."""
+        with self._change():
+            connection = self._connection(company_id, connection_id)
+            if connection.status != "Deauthorized":
+                connection.errors.append(
+                    ConnectionError_(
+                        "401", DEAUTHORIZED_MESSAGE, DEAUTHORIZED_MESSAGE, self.clock()
+                    )
+                )
+            return self.set_connection_status(company_id, connection_id, "Deauthorized")
 
     def delete_connection(self, company_id: str, connection_id: str) -> None:
         with self._change() as emit:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from codat_emulator.store.companies import CompaniesStore
@@ -66,6 +67,22 @@ class PayablesStore(CompaniesStore):
 
     def _init_payables(self) -> None:
         self._ledgers: dict[tuple[str, str], Ledger] = {}
+        self._last_modified: datetime | None = None
+
+    def _modified_now(self) -> datetime:
+        """The ``sourceModifiedDate`` of a change: now, but later than any the store holds, at
+        the millisecond Codat's dates carry, so a "modified since the last one I saw" sync never
+        misses a change (two in one millisecond, or after a seeded record dated later today)."""
+        now = self.clock()
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        if self._last_modified is not None and now <= self._last_modified:
+            now = self._last_modified + timedelta(milliseconds=1)
+        self._last_modified = now
+        return now
+
+    def _saw_modified(self, moment: datetime) -> None:
+        if self._last_modified is None or moment > self._last_modified:
+            self._last_modified = moment
 
     def _on_connection_created(self, company_id: str, connection_id: str) -> None:
         super()._on_connection_created(company_id, connection_id)
@@ -195,7 +212,9 @@ class PayablesStore(CompaniesStore):
             ledger.supplier_order.remove(old.seq)
         supplier.seq = next(self._seq)
         if supplier.source_modified_date is None:
-            supplier.source_modified_date = self.clock()
+            supplier.source_modified_date = self._modified_now()
+        else:
+            self._saw_modified(supplier.source_modified_date)
         ledger.suppliers[supplier.id] = supplier
         ledger.supplier_order.add(supplier.seq, supplier.id)
 
@@ -212,7 +231,9 @@ class PayablesStore(CompaniesStore):
         # the change still sees it once (the way "modified since" listings behave).
         bill.seq = next(self._seq)
         if bill.source_modified_date is None:
-            bill.source_modified_date = self.clock()
+            bill.source_modified_date = self._modified_now()
+        else:
+            self._saw_modified(bill.source_modified_date)
         if bill.supplier_name is None:
             supplier = ledger.suppliers.get(bill.supplier_id)
             bill.supplier_name = supplier.supplier_name if supplier else None
@@ -227,7 +248,7 @@ class PayablesStore(CompaniesStore):
         with self._change() as emit:
             ledger = self._writable_ledger(company_id, connection_id)
             supplier.id = supplier.id or new_id()
-            supplier.source_modified_date = self.clock()
+            supplier.source_modified_date = self._modified_now()
             self._put_supplier(ledger, supplier)
             body = supplier.to_json()
             emit("supplier.created", company_id, {"supplier": body, "connection_id": connection_id})
@@ -242,7 +263,7 @@ class PayablesStore(CompaniesStore):
             if supplier_id not in ledger.suppliers:
                 raise NotFound("Supplier", supplier_id)
             supplier.id = supplier_id
-            supplier.source_modified_date = self.clock()
+            supplier.source_modified_date = self._modified_now()
             self._put_supplier(ledger, supplier)
             body = supplier.to_json()
             emit("supplier.updated", company_id, {"supplier": body, "connection_id": connection_id})
@@ -387,7 +408,7 @@ class PayablesStore(CompaniesStore):
             bill.id = new_id()
             bill.total_amount = money(sum((line.total for line in bill.line_items), Decimal(0)))
             bill.amount_due = bill.total_amount if bill.status != "Void" else Decimal("0.00")
-            bill.source_modified_date = self.clock()
+            bill.source_modified_date = self._modified_now()
             self._put_bill(ledger, bill)
             body = bill.to_json()
             emit("bill.created", company_id, {"bill": body, "connection_id": connection_id})
@@ -413,7 +434,7 @@ class PayablesStore(CompaniesStore):
             bill.id = bill_id
             bill.total_amount = money(sum((line.total for line in bill.line_items), Decimal(0)))
             bill.amount_due = bill.total_amount if bill.status != "Void" else Decimal("0.00")
-            bill.source_modified_date = self.clock()
+            bill.source_modified_date = self._modified_now()
             self._put_bill(ledger, bill)
             body = bill.to_json()
             emit("bill.updated", company_id, {"bill": body, "connection_id": connection_id})
@@ -489,7 +510,7 @@ class PayablesStore(CompaniesStore):
         with self._change() as emit:
             ledger = self._writable_ledger(company_id, connection_id)
             bank_account.id = new_id()
-            bank_account.source_modified_date = self.clock()
+            bank_account.source_modified_date = self._modified_now()
             ledger.bank_accounts[bank_account.id] = bank_account
             body = bank_account.to_json()
             emit(
@@ -590,7 +611,7 @@ class PayablesStore(CompaniesStore):
         ledger.bill_order.remove(bill.seq)
         bill.amount_due = money(bill.amount_due - payment.amount)
         bill.status = "Paid" if bill.amount_due == 0 else "PartiallyPaid"
-        bill.source_modified_date = self.clock()
+        bill.source_modified_date = self._modified_now()
         bill.seq = next(self._seq)
         ledger.bill_order.add(bill.seq, bill.id)
         ledger.bills_by_status[bill.status].add(bill.seq, bill.id)

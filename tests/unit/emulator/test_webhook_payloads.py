@@ -235,3 +235,36 @@ def test_a_timed_out_write_validates():
         failed_status="TimedOut",
     )
     assert assert_codat_webhook(webhook.envelope()).payload.status == "TimedOut"
+
+
+def test_read_errors_are_per_data_type_and_validate(world):
+    store, dispatcher, company_id, connection_id = world
+    store.set_connection_status(company_id, connection_id, "Linked")
+    result = dispatcher.complete_read(
+        company_id,
+        connection_id,
+        ["bills", "suppliers"],
+        loaded={"bills": 4, "suppliers": 2},
+        errors={"bills": "PermissionsError"},
+    )
+    assert result.statuses == {"bills": "PermissionsError", "suppliers": "Complete"}
+    assert result.records_modified == {"bills": 0, "suppliers": 2}
+    parsed = assert_codat_webhook(result.webhook.envelope())
+    assert parsed.event_type == "read.completed.initial"
+    assert [(d.status, d.records_modified) for d in parsed.payload.data_types] == [
+        ("PermissionsError", False),
+        ("Complete", True),
+    ]
+    later = dispatcher.complete_read(company_id, connection_id, ["bills", "suppliers"])
+    assert later.records_modified == {"bills": 4, "suppliers": 0}
+
+
+def test_a_cancel_is_connection_failed_with_a_403(world):
+    store, dispatcher, company_id, connection_id = world
+    store.fail_connection(
+        company_id, connection_id, "User cancelled", "403", "User cancelled linking"
+    )
+    failed = dispatcher.events()[-1]
+    assert failed["eventType"] == "connection.failed"
+    parsed = assert_codat_webhook(failed)
+    assert parsed.payload.connection.data_connection_errors[0].status_code == "403"
