@@ -42,7 +42,7 @@ format: install ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff format .
 
 typecheck: install ## mypy (strict) over the shipped and local code
-	$(VENV)/bin/mypy infra functions/billpay local app.py
+	$(VENV)/bin/mypy infra ops functions/billpay local app.py
 
 browser-deps: ## Debian's Chromium for the Link page browser test
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }

@@ -130,7 +130,7 @@ class ProductApi(Construct):
                         vendor_name="AWS", name=name
                     )
                 ),
-                visibility_config=_visibility(name),
+                visibility_config=waf_visibility(name),
             )
 
         acl = wafv2.CfnWebACL(
@@ -138,7 +138,7 @@ class ProductApi(Construct):
             "WebAcl",
             scope="REGIONAL",
             default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
-            visibility_config=_visibility(f"{config.prefix}-api"),
+            visibility_config=waf_visibility(f"{config.prefix}-api"),
             rules=[
                 managed("AWSManagedRulesCommonRuleSet", 1),
                 managed("AWSManagedRulesKnownBadInputsRuleSet", 2),
@@ -152,7 +152,7 @@ class ProductApi(Construct):
         )
 
 
-def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+def waf_visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
     return wafv2.CfnWebACL.VisibilityConfigProperty(
         cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True
     )

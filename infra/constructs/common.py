@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from aws_cdk import Acknowledgment, CfnElement, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct, IConstruct
 
@@ -47,3 +49,21 @@ def logical_id(construct: IConstruct) -> str:
     element = construct.node.default_child
     assert isinstance(element, CfnElement), f"{construct.node.path} has no CloudFormation resource"
     return str(Stack.of(construct).resolve(element.logical_id))
+
+
+def table_reference(scope: Construct, construct_id: str, table: dynamodb.ITable) -> dynamodb.ITable:
+    """`table` as seen by functions that need the table and none of its indexes.
+
+    CDK's grants on a table with indexes add `<table-arn>/index/*`; granting through this
+    reference gives the table alone, and a function that queries an index is granted that index
+    by name (see `grant_index_query`).
+    """
+    return dynamodb.Table.from_table_arn(scope, construct_id, table.table_arn)
+
+
+def grant_index_query(grantee: iam.IGrantable, table: dynamodb.ITable, index_name: str) -> None:
+    iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=["dynamodb:Query"],
+        resource_arns=[f"{table.table_arn}/index/{index_name}"],
+    )
