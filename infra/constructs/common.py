@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, CfnElement, RemovalPolicy, Stack, Validations
+import json
+from typing import Any
+
+from aws_cdk import Acknowledgment, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_logs as logs
 from constructs import Construct, IConstruct
 
@@ -42,8 +45,34 @@ def acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
     Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
 
 
-def logical_id(construct: IConstruct) -> str:
-    """The CloudFormation logical id of a construct's resource, as cdk-nag names it in findings."""
-    element = construct.node.default_child
-    assert isinstance(element, CfnElement), f"{construct.node.path} has no CloudFormation resource"
-    return str(Stack.of(construct).resolve(element.logical_id))
+def nag_name(scope: IConstruct, value: str) -> str:
+    """A policy resource (or managed policy ARN) as cdk-nag names it in a finding, for the
+    `[Resource::...]` or `[Policy::...]` part of an acknowledgment.
+
+    The value is resolved in scope's stack, as cdk-nag resolves it, then flattened as cdk-nag's
+    `flattenCfnReference` does. So the name follows the stack's environment: an environment-agnostic
+    stack gives `arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:...`, one with a concrete
+    account and region (the CDK CLI sets them whenever it finds credentials) gives the literal ARN.
+    An acknowledgment written by hand in either form fails synth in the other.
+    """
+    return _flatten(Stack.of(scope).resolve(value))
+
+
+def _flatten(node: Any) -> str:
+    if isinstance(node, str):
+        return node.replace("${", "<").replace("}", ">")  # Fn::Sub's ${X} reads as <X>
+    if isinstance(node, dict):
+        if "Fn::Join" in node:
+            delimiter, items = node["Fn::Join"]
+            return str(delimiter).join(_flatten(item) for item in items)
+        if "Fn::Sub" in node:
+            return _flatten(node["Fn::Sub"])
+        if "Fn::GetAtt" in node:
+            resource, attribute = node["Fn::GetAtt"]
+            return f"<{_flatten(resource)}.{_flatten(attribute)}>"
+        if "Fn::ImportValue" in node:
+            return _flatten(node["Fn::ImportValue"])
+        if "Ref" in node:
+            return f"<{_flatten(node['Ref'])}>"
+    return json.dumps(node, separators=(",", ":"))  # cdk-nag's fallback: JSON.stringify
+
