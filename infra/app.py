@@ -45,11 +45,16 @@ def add_stacks(app: cdk.App, config: StageConfig) -> tuple[StateStack, ServiceSt
     env = cdk.Environment(
         account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
     )
+    # Stack tags (CloudFormation copies them onto every resource it creates) are set on the stacks
+    # themselves: with @aws-cdk/core:explicitStackTags, Tags.of(stack) below tags the template's
+    # resources only.
+    tags = {"project": "codat-billpay-aws", "stage": config.stage}
     state = StateStack(
         app,
         f"{config.prefix}-State",
         config=config,
         env=env,
+        tags=tags,
         termination_protection=config.retain_data,
         description="Codat Bill Pay integration: stateful resources (tables, secrets, event bus)",
     )
@@ -59,11 +64,12 @@ def add_stacks(app: cdk.App, config: StageConfig) -> tuple[StateStack, ServiceSt
         config=config,
         state=state,
         env=env,
+        tags=tags,
         description="Codat Bill Pay integration: API, functions, state machines, alarms",
     )
     for stack in (state, service):
-        cdk.Tags.of(stack).add("project", "codat-billpay-aws")
-        cdk.Tags.of(stack).add("stage", config.stage)
+        for key, value in tags.items():
+            cdk.Tags.of(stack).add(key, value)
     return state, service
 
 
