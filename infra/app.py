@@ -11,6 +11,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from infra.config import StageConfig, load_stage
+from infra.constructs.common import DropImpliedDependsOn
 from infra.stacks.service_stack import ServiceStack
 from infra.stacks.state_stack import StateStack
 
@@ -34,6 +35,7 @@ def build_app(
     # Every AwsSolutions finding fails synth (and Template.from_stack in the infra tests); the few
     # accepted ones are acknowledged on their construct with a reason.
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    cdk.Aspects.of(app).add(DropImpliedDependsOn())
     return app, state, service
 
 
