@@ -17,7 +17,7 @@ export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 
 .PHONY: help install lint format typecheck test test-unit test-infra test-localcloud test-emulator \
-        test-e2e synth demo dev emulator deploy diff bench browser-deps clean
+        test-e2e synth demo dev emulator bootstrap deploy diff bench browser-deps clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -82,6 +82,9 @@ emulator: install ## run the Codat emulator on 127.0.0.1
 
 bench: synth ## run the benchmarks (figures go to docs/benchmarks.md by hand)
 	$(PY) -m benchmarks
+
+bootstrap: install node_modules/.installed ## once per AWS account/region: the CDK bootstrap stack, for your credentials'
+	npx cdk bootstrap -c stage=$(STAGE)
 
 deploy: install node_modules/.installed ## deploy to AWS with the pinned CDK CLI
 	npx cdk deploy --all -c stage=$(STAGE)
