@@ -14,7 +14,8 @@ def _functions(template):
 
 def test_every_function_runs_the_newest_python_on_arm_with_the_layer(dev):
     functions = _functions(dev.service)
-    assert len(functions) == 1 + len(_STEPS)  # the API and one per onboarding step
+    # the API, one per onboarding step, the webhook ingress and processor
+    assert len(functions) == 1 + len(_STEPS) + 2
     layers = dev.service.find_resources("AWS::Lambda::LayerVersion")
     assert len(layers) == 1
     (layer_id,) = layers
@@ -43,7 +44,7 @@ def test_functions_log_to_their_own_group_with_retention_and_no_managed_policies
         for r in dev.service.find_resources("AWS::IAM::Role").values()
         if "lambda.amazonaws.com" in str(r["Properties"]["AssumeRolePolicyDocument"])
     ]
-    assert len(lambda_roles) == 1 + len(_STEPS)
+    assert len(lambda_roles) == 1 + len(_STEPS) + 2
     for role in lambda_roles:
         assert "ManagedPolicyArns" not in role["Properties"]
 
@@ -91,17 +92,20 @@ def test_register_company_role_writes_only_the_companies_table(dev):
             assert _actions(statement) <= {"logs:CreateLogStream", "logs:PutLogEvents"}
 
 
-def test_product_api_is_iam_authorized_validated_logged_throttled_and_behind_waf(dev):
-    methods = dev.service.find_resources("AWS::ApiGateway::Method")
-    assert sorted(m["Properties"]["HttpMethod"] for m in methods.values()) == [
-        "DELETE",
-        "GET",
-        "POST",
-        "POST",
+def _methods_of(template, api_prefix):
+    return [
+        m["Properties"]
+        for m in template.find_resources("AWS::ApiGateway::Method").values()
+        if m["Properties"]["RestApiId"]["Ref"].startswith(api_prefix)
     ]
-    for method in methods.values():
-        assert method["Properties"]["AuthorizationType"] == "AWS_IAM"
-        assert "RequestValidatorId" in method["Properties"]
+
+
+def test_product_api_is_iam_authorized_validated_logged_throttled_and_behind_waf(dev):
+    methods = _methods_of(dev.service, "ProductApi")
+    assert sorted(m["HttpMethod"] for m in methods) == ["DELETE", "GET", "POST", "POST"]
+    for method in methods:
+        assert method["AuthorizationType"] == "AWS_IAM"
+        assert "RequestValidatorId" in method
     dev.service.has_resource_properties(
         "AWS::ApiGateway::Stage",
         {
@@ -120,7 +124,7 @@ def test_product_api_is_iam_authorized_validated_logged_throttled_and_behind_waf
             ],
         },
     )
-    dev.service.resource_count_is("AWS::WAFv2::WebACLAssociation", 1)
+    dev.service.resource_count_is("AWS::WAFv2::WebACLAssociation", 2)  # product and webhook APIs
     dev.service.has_resource_properties(
         "AWS::ApiGateway::Model",
         {

@@ -245,21 +245,40 @@ def test_a_name_codat_would_refuse_is_normalized_or_refused_by_the_function(prod
 # --- Link --------------------------------------------------------------------------------------
 
 
-def test_a_user_who_cancels_in_link_can_come_back_and_authorize(product, http, webhooks):
+def test_a_user_who_cancels_in_link_ends_in_link_failed_and_a_relink_brings_them_back(
+    product, http, webhooks
+):
+    company_id = _company_id()
+    execution_arn = _start(http, company_id)
+    company = _waiting_for(http, company_id, "authorization")
+    # When the user presses Cancel, Codat sends connection.failed (statusCode 403)
+    assert _link(product, company, "cancel")["statusCode"] == 403
+    webhooks.deliver_new()
+    cancelled = _until(http, company_id, lambda c: c["status"] == "LINK_FAILED")
+    assert cancelled["lastError"]["code"] == "LinkFailed"
+    assert cancelled["lastError"]["message"] == "User cancelled"
+    assert product.cloud.wait_for_execution(execution_arn)["status"] == "SUCCEEDED"
+    # Then the product can hand out a new Link, and this time the user authorizes
+    assert http.post(f"/companies/{company_id}/relink").status_code == 202
+    ready = _authorize_and_relay(product, http, webhooks, company_id)
+    assert ready["connectionId"] != company["connectionId"]
+    assert len(_codat_companies(product, company_id)) == 1
+
+
+def test_a_slow_user_is_reconciled_once_per_interval_and_can_still_authorize(
+    product, http, webhooks
+):
     company_id = _company_id()
     execution_arn = _start_directly(product, {**_body(company_id), "timings": FAST})
-    company = _waiting_for(http, company_id, "authorization")
-    # When the user presses Cancel, Codat sends no webhook: the Link stays valid
-    assert _link(product, company, "cancel")["statusCode"] == 403
-    assert webhooks.deliver_new() >= 0
-    # Then after the reconcile interval the workflow reads the connection once, and waits on
+    _waiting_for(http, company_id, "authorization")
+    # Nothing arrives within the interval: the workflow reads the connection once, and waits on
     deadline = time.monotonic() + 30
     while "ReconcileAuthorization" not in _states_entered(product, execution_arn):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     company = _waiting_for(http, company_id, "authorization")
     assert company["status"] == "PENDING_LINK"
-    # And when the user comes back and authorizes, onboarding completes
+    # When the user finally authorizes, onboarding completes
     _authorize_and_relay(product, http, webhooks, company_id)
     assert product.cloud.wait_for_execution(execution_arn)["status"] == "SUCCEEDED"
 
@@ -335,7 +354,7 @@ def test_webhooks_early_twice_and_out_of_order(product, http, webhooks):
     [
         {"kind": "error", "status": 500},
         {"kind": "rate_limit", "retry_after_seconds": 1},
-        {"kind": "ambiguous"},  # Codat creates the company, then answers 500
+        {"kind": "applied_then_error"},  # Codat creates the company, then answers 500
     ],
     ids=["500", "429", "ambiguous"],
 )
@@ -370,15 +389,9 @@ def test_a_needed_data_type_failing_the_initial_read_fails_onboarding(
     company_id = _company_id()
     execution_arn = _start(http, company_id)
     company = _waiting_for(http, company_id, "authorization")
-    _link(product, company, "authorize")
-    for envelope in webhooks.generated():
-        if envelope["eventType"] == "read.completed.initial":
-            # Codat reports the bills could not be fetched (AuthError)
-            for data_type in envelope["payload"]["dataTypes"]:
-                if data_type["dataType"] == "bills":
-                    data_type["status"] = "AuthError"
-        if str(envelope["id"]) not in webhooks.delivered:
-            webhooks.deliver(envelope)
+    # Codat's initial read cannot fetch the bills (AuthError)
+    _link(product, company, "authorize", readErrors={"bills": "AuthError"})
+    webhooks.deliver_new()
     failed = _until(http, company_id, lambda c: c["status"] == "FAILED")
     assert failed["dataTypes"]["bills"] == "AuthError"
     assert failed["lastError"]["code"] == "RequiredDataTypeFailed"
