@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from benchmarks import packaging
+from benchmarks import onboarding_cost, packaging
 
 
 def main() -> None:
     print("## Packaging and cold start\n")
     packaging.main()
+    print("\n## One onboarding: Codat calls, transitions, Lambda invocations\n")
+    onboarding_cost.main()
 
 
 if __name__ == "__main__":
