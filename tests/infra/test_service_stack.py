@@ -26,7 +26,12 @@ def test_every_function_runs_the_newest_python_on_arm_with_the_layer(dev):
 
 
 def test_every_handler_string_names_a_real_function():
-    for handler in (constants.API_HANDLER, constants.REGISTER_COMPANY_HANDLER):
+    for handler in (
+        constants.API_HANDLER,
+        constants.REGISTER_COMPANY_HANDLER,
+        constants.WEBHOOK_INGRESS_HANDLER,
+        constants.WEBHOOK_PROCESSOR_HANDLER,
+    ):
         module, _, name = handler.rpartition(".")
         assert callable(getattr(importlib.import_module(module), name))
 

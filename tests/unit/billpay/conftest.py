@@ -28,3 +28,37 @@ def companies_table(aws):
         BillingMode="PAY_PER_REQUEST",
     )
     return "companies"
+
+
+@pytest.fixture
+def webhook_events_table(aws):
+    """The webhook events table as the state stack defines it (key, replay indexes)."""
+    from billpay.webhooks.store import BY_COMPANY_INDEX, BY_DAY_INDEX
+
+    def index(name, partition):
+        return {
+            "IndexName": name,
+            "KeySchema": [
+                {"AttributeName": partition, "KeyType": "HASH"},
+                {"AttributeName": "receivedAt", "KeyType": "RANGE"},
+            ],
+            "Projection": {
+                "ProjectionType": "INCLUDE",
+                "NonKeyAttributes": ["eventType", "status", "expiresAt"],
+            },
+        }
+
+    aws("dynamodb").create_table(
+        TableName="webhook-events",
+        KeySchema=[{"AttributeName": "webhookId", "KeyType": "HASH"}],
+        AttributeDefinitions=[
+            {"AttributeName": name, "AttributeType": "S"}
+            for name in ("webhookId", "receivedDay", "companyId", "receivedAt")
+        ],
+        GlobalSecondaryIndexes=[
+            index(BY_DAY_INDEX, "receivedDay"),
+            index(BY_COMPANY_INDEX, "companyId"),
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return "webhook-events"
