@@ -164,6 +164,18 @@ def test_each_event_type_has_its_effect(world):
     assert world.throttle.current() is None
 
 
+def test_a_cancelled_link_is_a_failed_authorization_with_codats_reason(world):
+    company_id, codat_id, connection_id = world.onboarded()
+    world.http.post(
+        f"/_emulator/link/{codat_id}/connections/{connection_id}", json={"action": "cancel"}
+    ).raise_for_status()
+    world.settle()
+    signal = world.record(company_id).signals["authorization"]
+    assert signal.event_type == "connection.failed"
+    assert signal.detail["outcome"] == "failed"
+    assert signal.detail["reason"] == "User cancelled"  # the error's errorMessage
+
+
 def test_duplicates_are_applied_once(world):
     world.options(duplicate=True, duplicate_after_seconds=0.01)
     company_id, codat_id, connection_id = world.onboarded(CompanyStatus.READY)

@@ -221,7 +221,7 @@ def _connection(envelope: Envelope, webhook_id: str, company_id: str, fx: Effect
                 "connectionId": connection.id,
                 "connectionStatus": connection.status,
                 "outcome": "failed" if failed else "linked",
-                "reason": envelope.payload.get("reason") if failed else None,
+                "reason": connection.error_reason() if failed else None,
             },
         )
         facts["resumedWait"] = _signal(fx, company_id, signal)

@@ -42,10 +42,32 @@ class Envelope(_Codat):
     payload: dict[str, Any]
 
 
+class DataConnectionError(_Codat):
+    """One of `connection.dataConnectionErrors` (why a link failed or a connection broke)."""
+
+    status_code: str | None = Field(default=None, alias="statusCode")
+    status_text: str | None = Field(default=None, alias="statusText")
+    error_message: str | None = Field(default=None, alias="errorMessage")
+    errored_on_utc: UtcDateTime | None = Field(default=None, alias="erroredOnUtc")
+
+
 class Connection(_Codat):
     id: Text
     # PendingAuth, Linked, Unlinked, Deauthorized, ... (kept as sent)
     status: Text
+    data_connection_errors: list[DataConnectionError] = Field(
+        default_factory=list, alias="dataConnectionErrors"
+    )
+
+    def error_reason(self) -> str | None:
+        """The newest error's message, as Codat words it (e.g. "User cancelled linking")."""
+        if not self.data_connection_errors:
+            return None
+        newest = max(
+            self.data_connection_errors,
+            key=lambda e: e.errored_on_utc or datetime.min.replace(tzinfo=UTC),
+        )
+        return newest.error_message or newest.status_text or newest.status_code
 
 
 class ConnectionPayload(_Codat):

@@ -121,9 +121,16 @@ def test_connected_records_the_status_and_resumes_a_waiting_onboarding(world):
 
 def test_a_signal_before_its_wait_is_kept_for_the_wait(world):
     world.company()
-    world.process(world.receive("connection.failed", connection("PendingAuth")))
+    failed = connection("PendingAuth")
+    failed["connection"]["dataConnectionErrors"] = [
+        {"statusCode": "401", "errorMessage": "Expired", "erroredOnUtc": "2026-11-24T10:00:00Z"},
+        {"statusCode": "403", "statusText": "User cancelled",
+         "errorMessage": "User cancelled linking", "erroredOnUtc": "2026-11-25T10:00:00Z"},
+    ]  # fmt: skip
+    world.process(world.receive("connection.failed", failed))
     signal = world.record().signals[WaitKind.AUTHORIZATION]
     assert signal.detail["outcome"] == "failed"
+    assert signal.detail["reason"] == "User cancelled linking"
     assert world.resumer.resumed == {}
 
 
