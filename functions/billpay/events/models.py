@@ -75,7 +75,7 @@ class CompanyDataRead(DomainEvent):
     modified_from: datetime | None = Field(default=None, alias="modifiedFrom")
 
 
-class _WriteOutcome(DomainEvent):
+class WriteOutcome(DomainEvent):
     """The late outcome of a write Codat made to the accounting platform (`*.write.*`)."""
 
     # Codat's id of the write request (push operation), the record written (None when it
@@ -87,17 +87,17 @@ class _WriteOutcome(DomainEvent):
     connection_id: str | None = Field(default=None, alias="connectionId")
 
 
-class BillWriteSucceeded(_WriteOutcome):
+class BillWriteSucceeded(WriteOutcome):
     DETAIL_TYPE: ClassVar[str] = "BillWriteSucceeded"
 
 
-class BillWriteFailed(_WriteOutcome):
+class BillWriteFailed(WriteOutcome):
     DETAIL_TYPE: ClassVar[str] = "BillWriteFailed"
 
 
-class BillPaymentWriteSucceeded(_WriteOutcome):
+class BillPaymentWriteSucceeded(WriteOutcome):
     DETAIL_TYPE: ClassVar[str] = "BillPaymentWriteSucceeded"
 
 
-class BillPaymentWriteFailed(_WriteOutcome):
+class BillPaymentWriteFailed(WriteOutcome):
     DETAIL_TYPE: ClassVar[str] = "BillPaymentWriteFailed"

@@ -290,7 +290,7 @@ def _read_completed(
     return Outcome("read", company_id, facts)
 
 
-_WRITE_EVENTS: dict[tuple[EventKind, bool], type[events.DomainEvent]] = {
+_WRITE_EVENTS: dict[tuple[EventKind, bool], type[events.WriteOutcome]] = {
     (EventKind.BILL_WRITE, True): events.BillWriteSucceeded,
     (EventKind.BILL_WRITE, False): events.BillWriteFailed,
     (EventKind.BILL_PAYMENT_WRITE, True): events.BillPaymentWriteSucceeded,
@@ -306,18 +306,16 @@ def _write_result(
     event_class = _WRITE_EVENTS[(kind, write_succeeded(envelope.event_type))]
     fx.publisher.publish(
         [
-            event_class.model_validate(
-                {
-                    "eventId": webhook_id,
-                    "occurredAt": envelope.generated_date,
-                    "companyId": company_id,
-                    "codatCompanyId": payload.reference_company.id,
-                    "pushId": payload.id,
-                    "recordId": record_id,
-                    "writeType": payload.type,
-                    "status": payload.status,
-                    "connectionId": payload.connection_id,
-                }
+            event_class(
+                event_id=webhook_id,
+                occurred_at=envelope.generated_date,
+                company_id=company_id,
+                codat_company_id=payload.reference_company.id,
+                push_id=payload.id,
+                record_id=record_id,
+                write_type=payload.type,
+                status=payload.status,
+                connection_id=payload.connection_id,
             )
         ]
     )
