@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
@@ -12,7 +13,7 @@ from constructs import Construct
 from billpay.companies.models import COMPANY_ID_PATTERN
 from infra import constants
 from infra.config import StageConfig
-from infra.constructs.common import acknowledge, log_group
+from infra.constructs.common import acknowledge, log_group, nag_name
 
 
 class ProductApi(Construct):
@@ -102,9 +103,12 @@ class ProductApi(Construct):
 
     def _acknowledge_account_role(self) -> None:
         role = self.api.node.find_child("CloudWatchRole")
+        policy = iam.ManagedPolicy.from_aws_managed_policy_name(
+            "service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+        )
         acknowledge(
             role,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+            f"AwsSolutions-IAM4[Policy::{nag_name(role, policy.managed_policy_arn)}]",
             (
                 "The account-level API Gateway logging role; AWS documents this managed policy "
                 "as the one to attach, and it grants only CloudWatch Logs writes."
