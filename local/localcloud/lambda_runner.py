@@ -250,7 +250,10 @@ def _function_modules(fn: Any, code_dir: Path, layer_dirs: list[Path]) -> Iterat
     that invokes another function in the same thread.
     """
     top_level = _top_level_names(code_dir)
-    digest = code_dir.name
+    # A configuration change starts new execution environments on AWS: the code and the
+    # environment together name a warm container.
+    environment = json.dumps(sorted(lambda_environment(fn).items()))
+    digest = code_dir.name + hashlib.sha256(environment.encode()).hexdigest()[:16]
     outside = {n: m for n, m in sys.modules.items() if _owned_by(n, top_level)}
     for name in outside:
         del sys.modules[name]

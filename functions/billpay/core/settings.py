@@ -16,6 +16,8 @@ class Settings(BaseModel):
     onboarding_state_machine_arn: str | None = Field(
         default=None, alias="ONBOARDING_STATE_MACHINE_ARN"
     )
+    event_bus_name: str | None = Field(default=None, alias="EVENT_BUS_NAME")
+    webhook_events_table: str | None = Field(default=None, alias="WEBHOOK_EVENTS_TABLE")
 
 
 @cache

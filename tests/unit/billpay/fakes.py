@@ -66,3 +66,30 @@ class InMemoryWorkflow:
 
     def describe(self, name: str) -> Execution:
         return self.executions[name]
+
+
+class RecordingPublisher:
+    """An EventPublisher that keeps what it was given; `fail` makes the next publish raise."""
+
+    def __init__(self) -> None:
+        self.published: list[Any] = []
+        self.fail = False
+
+    def publish(self, events: Any) -> None:
+        if self.fail:
+            raise RuntimeError("EventBridge refused the events")
+        self.published.extend(events)
+
+
+class InMemoryThrottle:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def current(self) -> Any:
+        return None
+
+    def hold(self, throttle: Any) -> None:
+        self.calls.append(("hold", throttle))
+
+    def release(self, reset_at: Any) -> None:
+        self.calls.append(("release", reset_at))
