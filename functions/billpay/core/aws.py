@@ -1,15 +1,18 @@
-"""boto3 clients, created once per cold start and shared by the adapters.
+"""AWS clients, created once per cold start and shared by the adapters.
 
-AWS_ENDPOINT_URL (set by the local cloud) is honoured by boto3 itself.
+botocore's, not boto3's: `import boto3` also imports s3transfer and multiprocessing, about a tenth
+of a cold start's imports (docs/benchmarks.md), and the functions use only clients.
+AWS_ENDPOINT_URL (set by the local cloud) and the region and credentials Lambda sets are honoured
+by botocore itself.
 """
 
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.config import Config
+from botocore.session import Session
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -23,15 +26,27 @@ _CONFIG = Config(
 
 
 @cache
+def _session() -> Session:
+    return Session()
+
+
+def _client(service: str) -> Any:
+    return _session().create_client(service, config=_CONFIG)
+
+
+@cache
 def dynamodb() -> DynamoDBClient:
-    return boto3.client("dynamodb", config=_CONFIG)
+    client: DynamoDBClient = _client("dynamodb")
+    return client
 
 
 @cache
 def stepfunctions() -> SFNClient:
-    return boto3.client("stepfunctions", config=_CONFIG)
+    client: SFNClient = _client("stepfunctions")
+    return client
 
 
 @cache
 def eventbridge() -> EventBridgeClient:
-    return boto3.client("events", config=_CONFIG)
+    client: EventBridgeClient = _client("events")
+    return client
