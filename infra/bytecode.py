@@ -244,3 +244,20 @@ def compiler_for(version: str) -> Interpreter | None:
     if interpreter is None:
         print(missing_interpreter_warning(version), file=sys.stderr, flush=True)
     return interpreter
+
+
+def main() -> None:
+    """`python -m infra.bytecode`: print the interpreter that compiles for the Lambda runtime, or
+    the warning and exit 1 (the Makefile runs the shipped code's tests with it)."""
+    from infra.constructs.functions import RUNTIME  # here, not above: it starts jsii
+
+    version = RUNTIME.name.removeprefix("python")
+    interpreter = find_interpreter(version)
+    if interpreter is None:
+        print(missing_interpreter_warning(version), file=sys.stderr)
+        raise SystemExit(1)
+    print(interpreter.path)
+
+
+if __name__ == "__main__":
+    main()
