@@ -218,8 +218,13 @@ def main(argv: list[str] | None = None) -> None:
     print("| figure | value |\n| --- | --- |")
     for name, value in figures.items():
         print(f"| {name} | {value} |")
+    load_before = os.getloadavg()[0]
     rows, notes, context = import_times(args.repeats)
-    print("\n" + "\n".join(context))
+    context.append(
+        f"Load average ({os.cpu_count()} CPUs) {load_before:.1f} before the import runs, "
+        f"{os.getloadavg()[0]:.1f} after."
+    )
+    print("\n" + " ".join(context))
     print(
         "\n| handler | from bytecode, wall (ms) | from source, wall (ms) | ratio | "
         "from bytecode, CPU (ms) | from source, CPU (ms) | ratio |\n"
