@@ -5,6 +5,8 @@ from __future__ import annotations
 # Lambda handler entry points (module paths inside the `functions/` code asset).
 API_HANDLER = "billpay.api.handler.handler"
 REGISTER_COMPANY_HANDLER = "billpay.onboarding.handlers.register_company"
+WEBHOOK_INGRESS_HANDLER = "billpay.webhooks.ingress.handler"
+WEBHOOK_PROCESSOR_HANDLER = "billpay.webhooks.processor.handler"
 
 # Environment variable names the functions read (validated by billpay.core.settings).
 ENV_COMPANIES_TABLE = "COMPANIES_TABLE"
@@ -13,6 +15,9 @@ ENV_CODAT_BASE_URL = "CODAT_BASE_URL"
 ENV_CODAT_API_KEY_SECRET_ARN = "CODAT_API_KEY_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
 ENV_EVENT_BUS_NAME = "EVENT_BUS_NAME"
 ENV_STAGE = "STAGE"
+ENV_WEBHOOK_EVENTS_TABLE = "WEBHOOK_EVENTS_TABLE"
+ENV_WEBHOOK_QUEUE_URL = "WEBHOOK_QUEUE_URL"
+ENV_WEBHOOK_SECRET_ARN = "WEBHOOK_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
 
 # CloudFormation output ids (stable: the local cloud, tests and operators read them).
 OUTPUT_API_URL = "ApiUrl"
@@ -21,6 +26,15 @@ OUTPUT_ONBOARDING_STATE_MACHINE_ARN = "OnboardingStateMachineArn"
 OUTPUT_EVENT_BUS_NAME = "EventBusName"
 OUTPUT_CODAT_API_KEY_SECRET_ARN = "CodatApiKeySecretArn"  # noqa: S105 - an output id, not a secret
 OUTPUT_ALARM_TOPIC_ARN = "AlarmTopicArn"
+OUTPUT_WEBHOOK_URL = "CodatWebhookUrl"
+OUTPUT_WEBHOOK_SECRET_ARN = "CodatWebhookSecretArn"  # noqa: S105 - an output id, not a secret
+OUTPUT_WEBHOOK_EVENTS_TABLE = "WebhookEventsTableName"
+OUTPUT_WEBHOOK_QUEUE_URL = "WebhookQueueUrl"
+OUTPUT_WEBHOOK_DLQ_URL = "WebhookDeadLetterQueueUrl"
+OUTPUT_DASHBOARD_NAME = "OperationsDashboardName"
 
 # Paths of the product backend API.
 ROUTE_COMPANIES = "companies"
+# Path of the public webhook API where Codat posts (POST /webhooks/codat).
+ROUTE_WEBHOOKS = "webhooks"
+ROUTE_CODAT = "codat"

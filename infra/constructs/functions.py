@@ -57,7 +57,11 @@ class FunctionFactory(Construct):
             description=f"{config.prefix} {construct_id}: writes its own logs, nothing more by default",
         )
         logs.grant_write(role)
-        fn = lambda_.Function(
+        # The log group exists before the function first writes (the Ref in LoggingConfig orders
+        # it, as the GetAtt of the role's ARN orders the role; an explicit dependency would only
+        # repeat them, cfn-lint W3005), so Lambda never needs logs:CreateLogGroup and the role
+        # stays scoped to this one group.
+        return lambda_.Function(
             self,
             construct_id,
             runtime=RUNTIME,
@@ -77,8 +81,3 @@ class FunctionFactory(Construct):
                 **(environment or {}),
             },
         )
-        # The log group exists before the function first writes, so Lambda never needs
-        # logs:CreateLogGroup and the role stays scoped to this one group.
-        fn.node.add_dependency(logs)
-        fn.node.add_dependency(role)
-        return fn

@@ -14,7 +14,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra.config import StageConfig
-from infra.constructs.common import acknowledge, log_group, logical_id
+from infra.constructs.common import acknowledge, log_group, nag_name
 
 
 class OnboardingWorkflow(Construct):
@@ -76,7 +76,7 @@ class OnboardingWorkflow(Construct):
         )
         acknowledge(
             role,
-            f"AwsSolutions-IAM5[Resource::<{logical_id(register_company)}.Arn>:*]",
+            f"AwsSolutions-IAM5[Resource::{nag_name(role, f'{register_company.function_arn}:*')}]",
             "LambdaInvoke may call the function's versions and aliases; still this one function.",
         )
 
@@ -100,7 +100,6 @@ class OnboardingWorkflow(Construct):
         if isinstance(principal, Construct):
             acknowledge(
                 principal,
-                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
-                f"<AWS::AccountId>:execution:{self.name}:*]",
+                f"AwsSolutions-IAM5[Resource::{nag_name(principal, executions)}]",
                 "Executions of the onboarding state machine only; their names are per company.",
             )

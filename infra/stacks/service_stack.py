@@ -10,9 +10,11 @@ from constructs import Construct
 from infra import constants
 from infra.config import StageConfig
 from infra.constructs.api import ProductApi
+from infra.constructs.common import table_reference
 from infra.constructs.functions import FunctionFactory
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.onboarding import OnboardingWorkflow
+from infra.constructs.webhooks import CodatWebhooks
 from infra.stacks.state_stack import StateStack
 
 
@@ -27,7 +29,7 @@ class ServiceStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        table = state.companies.table
+        table = table_reference(self, "CompaniesTable", state.companies.table)
         functions = FunctionFactory(self, "Functions", config=config)
 
         register_company = functions.function(
@@ -56,6 +58,20 @@ class ServiceStack(Stack):
 
         api = ProductApi(self, "ProductApi", config=config, handler=api_handler)
 
+        webhooks = CodatWebhooks(
+            self,
+            "Webhooks",
+            config=config,
+            functions=functions,
+            events_table=table_reference(self, "WebhookEventsTable", state.webhook_events.table),
+            companies_table=table,
+            signing_secret=state.secrets.webhook_secret,
+            event_bus=state.event_bus.bus,
+            onboarding=onboarding.state_machine,
+        )
+        # API Gateway logs through the account-level role the product API sets up.
+        webhooks.api.node.add_dependency(api.api)
+
         monitoring = Monitoring(self, "Monitoring", config=config)
         monitoring.watch_function("Api", api_handler)
         monitoring.watch_function("RegisterCompany", register_company)
@@ -69,3 +85,8 @@ class ServiceStack(Stack):
             value=onboarding.state_machine.state_machine_arn,
         )
         CfnOutput(self, constants.OUTPUT_ALARM_TOPIC_ARN, value=monitoring.topic.topic_arn)
+        CfnOutput(self, constants.OUTPUT_WEBHOOK_URL, value=webhooks.url)
+        CfnOutput(self, constants.OUTPUT_WEBHOOK_QUEUE_URL, value=webhooks.queue.queue_url)
+        CfnOutput(
+            self, constants.OUTPUT_WEBHOOK_DLQ_URL, value=webhooks.dead_letter_queue.queue_url
+        )

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -42,6 +42,8 @@ class RunningCloud:
     deployment: Deployment
     api_url: str
     moto_url: str
+    # Every REST API served: logical id -> URL (the default API first).
+    api_urls: dict[str, str] = field(default_factory=dict)
 
 
 class CliError(Exception):
@@ -136,7 +138,7 @@ def running_cloud(
     os.environ["AWS_DEFAULT_REGION"] = region
     from localcloud import moto_runtime
     from localcloud.deploy import DeployError, client_factory, deploy_assembly
-    from localcloud.gateway import GatewayError, GatewayServer, LocalApi
+    from localcloud.gateway import GatewayError, GatewayServer, LocalApi, rest_api_ids
     from localcloud.lambda_runner import RunnerMode
 
     moto_runtime.set_time_scale(time_scale)
@@ -147,9 +149,19 @@ def running_cloud(
                 deployment = deploy_assembly(cdk_out, clients)
             except DeployError as exc:
                 raise CliError(f"deploy failed: {exc}", EXIT_DEPLOY_FAILED) from exc
-            local_api = LocalApi(deployment, clients, rest_api=rest_api)
-            with GatewayServer(local_api, HOST, api_port) as gateway:
-                yield RunningCloud(deployment, gateway.url, moto_url)
+            default = rest_api or next(iter(rest_api_ids(deployment)), None)
+            local_api = LocalApi(deployment, clients, rest_api=default)
+            default_id = local_api.api.info.logical_id
+            others = [i for i in rest_api_ids(deployment) if i != default_id]
+            with contextlib.ExitStack() as servers:
+                # The default API on --api-port, each other REST API on the ports after it.
+                gateway = servers.enter_context(GatewayServer(local_api, HOST, api_port))
+                urls = {default_id: gateway.url}
+                for offset, logical_id in enumerate(others, start=1):
+                    api = LocalApi(deployment, clients, rest_api=logical_id)
+                    port = api_port + offset if api_port else 0
+                    urls[logical_id] = servers.enter_context(GatewayServer(api, HOST, port)).url
+                yield RunningCloud(deployment, gateway.url, moto_url, urls)
     except (moto_runtime.MotoServerPortInUse, GatewayError) as exc:
         raise CliError(str(exc), EXIT_PORT_IN_USE) from exc
 
@@ -168,6 +180,8 @@ def port_is_free(host: str, port: int) -> bool:
 def _print_summary(cloud: RunningCloud, started: float) -> None:
     print(f"local cloud up in {time.monotonic() - started:.1f}s", flush=True)
     print(f"  local API:   {cloud.api_url}")
+    for logical_id, url in list(cloud.api_urls.items())[1:]:
+        print(f"  other API:   {url}  ({logical_id})")
     print(f"  moto server: {cloud.moto_url}  (AWS_ENDPOINT_URL={cloud.moto_url} for aws/boto3)")
     for stack, outputs in cloud.deployment.all_outputs().items():
         print(f"  {stack} outputs:")

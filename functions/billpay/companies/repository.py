@@ -10,6 +10,9 @@ from billpay.core.dynamo import from_dynamo, to_dynamo
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+# Index of the companies table by Codat's company id (webhooks name only Codat's id).
+CODAT_COMPANY_INDEX = "byCodatCompanyId"
+
 
 class DynamoCompanyRepository:
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
@@ -26,6 +29,18 @@ class DynamoCompanyRepository:
         if item is None:
             return None
         return CompanyRecord.model_validate(from_dynamo(item))
+
+    def find_by_codat_company_id(self, codat_company_id: str) -> str | None:
+        """The product's id of the company Codat knows as `codat_company_id`, if there is one."""
+        answer = self._client.query(
+            TableName=self._table,
+            IndexName=CODAT_COMPANY_INDEX,
+            KeyConditionExpression="codatCompanyId = :id",
+            ExpressionAttributeValues={":id": {"S": codat_company_id}},
+            Limit=1,
+        )
+        items = answer.get("Items", [])
+        return items[0]["companyId"]["S"] if items else None
 
     def create(self, record: CompanyRecord) -> bool:
         try:

@@ -15,6 +15,12 @@ class InMemoryCompanies:
     def get(self, company_id: str) -> CompanyRecord | None:
         return self.items.get(company_id)
 
+    def find_by_codat_company_id(self, codat_company_id: str) -> str | None:
+        return next(
+            (r.company_id for r in self.items.values() if r.codat_company_id == codat_company_id),
+            None,
+        )
+
     def create(self, record: CompanyRecord) -> bool:
         if record.company_id in self.items:
             return False
