@@ -30,23 +30,24 @@ def _session() -> Session:
     return Session()
 
 
-def _client(service: str) -> Any:
-    return _session().create_client(service, config=_CONFIG)
+def client(service: str, config: Config = _CONFIG) -> Any:
+    """A new client of this cold start's session (for a function that needs its own timeouts)."""
+    return _session().create_client(service, config=config)
 
 
 @cache
 def dynamodb() -> DynamoDBClient:
-    client: DynamoDBClient = _client("dynamodb")
-    return client
+    dynamo: DynamoDBClient = client("dynamodb")
+    return dynamo
 
 
 @cache
 def stepfunctions() -> SFNClient:
-    client: SFNClient = _client("stepfunctions")
-    return client
+    sfn: SFNClient = client("stepfunctions")
+    return sfn
 
 
 @cache
 def eventbridge() -> EventBridgeClient:
-    client: EventBridgeClient = _client("events")
-    return client
+    events: EventBridgeClient = client("events")
+    return events
