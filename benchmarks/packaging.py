@@ -186,7 +186,13 @@ def import_times(repeats: int) -> tuple[list[list[str]], list[str], list[str]]:
         for label, handler in measured:
             compiled: list[tuple[float, float]] = []
             source: list[tuple[float, float]] = []
-            _timed_import(replica, handler.module, handler.code, None)  # warm the file cache
+            try:
+                _timed_import(replica, handler.module, handler.code, None)  # warm the file cache
+            except subprocess.CalledProcessError as error:
+                reason = error.stderr.strip().splitlines()[-1]
+                rows.append([label, *(["does not import"] * 6)])
+                notes.append(f"- {label}: does not import: {reason}")
+                continue
             cases = [
                 (compiled, handler.code, None),
                 (source, source_code[handler.code], source_layer),
