@@ -40,6 +40,14 @@ CDK_OUT = ROOT / "cdk.out"
 ENV = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
 MIB = 1024 * 1024
 CODAT_SDK = "codat_sync_for_payables"
+# Times importing boto3 in an interpreter that has botocore's session already: what boto3 adds
+# (s3transfer, multiprocessing, its resources), which the functions no longer import.
+_BOTO3_ON_TOP = (
+    "import botocore.config, botocore.session, time\n"
+    "wall = time.perf_counter()\n"
+    "import boto3\n"
+    "print(time.perf_counter() - wall)\n"
+)
 # Prints the wall-clock and CPU seconds one import takes in this fresh interpreter. argv: module.
 _TIMED_IMPORT = (
     "import importlib, sys, time\n"
@@ -174,14 +182,14 @@ def import_times(repeats: int) -> tuple[list[list[str]], list[str], list[str]]:
             if handler.code not in source_code:
                 target = work / f"code-source-{len(source_code)}"
                 source_code[handler.code] = lambda_replica.source_copy(handler.code, target)
-        # For scale: the Codat SDK on its own (what a function that calls Codat adds).
+        measured = [(f"`{h.handler}`", h) for h in handlers]
+        # For scale: the Codat SDK on its own, what a function that calls Codat adds.
         sdk = lambda_replica.Handler(
             function="reference",
             handler=f"{CODAT_SDK}.CodatSyncPayables",
             code=handlers[0].code,
             environment=(),
         )
-        measured = [(f"`{h.handler}`", h) for h in handlers]
         measured.append((f"`import {CODAT_SDK}` alone, for scale", sdk))
         for label, handler in measured:
             compiled: list[tuple[float, float]] = []
@@ -213,6 +221,22 @@ def import_times(repeats: int) -> tuple[list[list[str]], list[str], list[str]]:
             rows.append(row)
             top = ", ".join(f"{name} {ms:.0f}" for name, ms in dominant_packages(replica, handler))
             notes.append(f"- {label}: {top}")
+        boto3_on_top = statistics.median(
+            float(
+                subprocess.run(  # noqa: S603 - our interpreter, fixed script
+                    replica.command("-P", "-c", _BOTO3_ON_TOP),
+                    env=replica.environment(handlers[0].code),
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+            )
+            for _ in range(repeats)
+        )
+        notes.append(
+            f"- `import boto3` after botocore's session (what the functions no longer import): "
+            f"{1000 * boto3_on_top:.0f} ms wall, median"
+        )
         host_raw, host_zip = _folder_sizes(replica.layer.parent)
     context = [
         f"Python {interpreter.version} ({interpreter.path}), {repeats} fresh interpreters per "
