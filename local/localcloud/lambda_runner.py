@@ -117,7 +117,7 @@ def _elf_machine(path: Path) -> int | None:
 def layer_is_host_compatible(layer_dir: Path) -> bool:
     """True when every compiled extension in the layer can load in this interpreter.
 
-    A layer built for another Python version or architecture (python3.14/arm64 in the real app) has
+    A layer built for another Python version or architecture (python3.13/arm64 in the real app) has
     extensions tagged for that interpreter or compiled for that machine; then the venv supplies the
     packages instead.
     """

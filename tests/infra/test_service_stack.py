@@ -9,17 +9,17 @@ def _functions(template):
     return template.find_resources("AWS::Lambda::Function")
 
 
-def test_every_function_runs_the_newest_python_on_arm_with_the_layer(dev):
+def test_every_function_runs_python313_on_arm_with_the_layer(dev):
     functions = _functions(dev.service)
     assert len(functions) == 4  # API, RegisterCompany, WebhookIngress, WebhookProcessor
     layers = dev.service.find_resources("AWS::Lambda::LayerVersion")
     assert len(layers) == 1
     (layer_id,) = layers
-    assert layers[layer_id]["Properties"]["CompatibleRuntimes"] == ["python3.14"]
+    assert layers[layer_id]["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert layers[layer_id]["Properties"]["CompatibleArchitectures"] == ["arm64"]
     for resource in functions.values():
         props = resource["Properties"]
-        assert props["Runtime"] == "python3.14"
+        assert props["Runtime"] == "python3.13"
         assert props["Architectures"] == ["arm64"]
         assert props["Layers"] == [{"Ref": layer_id}]
         assert props["LoggingConfig"]["LogFormat"] == "JSON"
