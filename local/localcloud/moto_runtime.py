@@ -27,6 +27,10 @@ Patches (installed once, idempotently, by `install_patches`):
    `localcloud.sqs_poller.SqsPoller` thread (started with moto) polls mapped queues as Lambda's
    poller does: batches, ReportBatchItemFailures, redelivery after the (scaled) visibility
    timeout, and so the redrive policy's dead-letter queue.
+9. `Environment.set_stop` also wakes every task parked on a task token, and `set_error` leaves a
+   stopped execution stopped: StopExecution ends such an execution at once, ABORTED, as on AWS;
+   moto would keep it RUNNING until the task's TimeoutSeconds (the onboarding's waits last
+   hours), then report the woken task's failure as the execution's.
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions.parser import models as sfn_parser_models
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+from moto.stepfunctions.parser.asl.eval.environment import Environment as SfnEnvironment
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 
 from localcloud import lambda_runner, sqs_poller
 
@@ -222,6 +228,28 @@ class _ScaledSleepTime(types.ModuleType):
         time.sleep(max(seconds, 0) * _time_scale)
 
 
+# --- patch 8: StopExecution wakes a task parked on a task token --------------------------------
+
+_original_set_stop = SfnEnvironment.set_stop
+
+
+_original_set_error = SfnEnvironment.set_error
+
+
+def _set_stop(self: Any, stop_date: Any, cause: str | None, error: str | None) -> None:
+    _original_set_stop(self, stop_date=stop_date, cause=cause, error=error)
+    # The parked task wakes with no outcome; the stopped program runs no further state.
+    for endpoint in list(self.callback_pool_manager._pool.values()):
+        endpoint.interrupt_all()
+
+
+def _set_error(self: Any, error: Any) -> None:
+    # The woken task fails (it got no outcome); the execution stays ABORTED, not FAILED.
+    if isinstance(self._program_state, ProgramStopped):
+        return
+    _original_set_error(self, error=error)
+
+
 def install_patches() -> None:
     """Apply every patch once. Raises if moto is not the pinned version."""
     global _patches_installed
@@ -241,6 +269,8 @@ def install_patches() -> None:
         events_models.Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
         sfn_parser_models.StepFunctionsParserBackend.start_execution = _start_execution  # type: ignore[method-assign]
         wait_function.WaitFunction._wait_interval = _scaled_wait_interval  # type: ignore[method-assign]
+        SfnEnvironment.set_stop = _set_stop  # type: ignore[method-assign]
+        SfnEnvironment.set_error = _set_error  # type: ignore[method-assign]
         retrier_decl.time = _ScaledSleepTime()  # type: ignore[attr-defined]
         sqs_models.Queue.add_message = sqs_poller.hide_mappings_from_send  # type: ignore[method-assign]
         _patches_installed = True

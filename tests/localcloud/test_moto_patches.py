@@ -23,6 +23,8 @@ from moto.stepfunctions import responses as sfn_responses
 from moto.stepfunctions.parser import models as sfn_parser_models
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint
+from moto.stepfunctions.parser.asl.eval.environment import Environment as SfnEnvironment
 
 from localcloud import lambda_runner, moto_runtime
 
@@ -117,6 +119,8 @@ def test_install_patches_replaces_exactly_the_documented_attributes():
     )
     assert events_models.Rule.send_to_targets is moto_runtime._send_to_targets
     assert isinstance(retrier_decl.time, moto_runtime._ScaledSleepTime)
+    assert SfnEnvironment.set_stop is moto_runtime._set_stop
+    assert SfnEnvironment.set_error is moto_runtime._set_error
 
 
 def test_the_internals_the_patches_replace_have_the_shape_they_were_written_for():
@@ -141,6 +145,9 @@ def test_the_internals_the_patches_replace_have_the_shape_they_were_written_for(
     assert "self._wait_interval(env=env, wait_seconds=w_sec)" in inspect.getsource(
         wait_function.WaitFunction._eval_body
     )
+    # StopExecution wakes parked tasks through the callback pool's endpoints.
+    assert "callback_pool_manager" in inspect.getsource(SfnEnvironment.__init__)
+    assert callable(CallbackEndpoint.interrupt_all)
     # deploy.py asks this map which resource types moto's CloudFormation can create.
     assert "AWS::Lambda::Function" in cfn_parsing.get_model_map()
 
@@ -522,3 +529,46 @@ def test_the_sqs_poller_honours_partial_batch_failures_and_the_dead_letter_queue
     assert [s["count"] for s in seen if s["body"] == "ok"] == ["1"]
     assert sorted(s["count"] for s in seen if s["body"] == "poison") == ["1", "2", "3"]
     assert [m["Body"] for m in dead] == ["poison"]
+
+
+def test_stopping_an_execution_parked_on_a_task_token_ends_it_at_once():
+    # Given an execution waiting (for up to an hour) on a task token
+    with moto_runtime.in_process_moto():
+        arn = _create_function("probe-park", "ok")
+        definition = {
+            "StartAt": "Park",
+            "States": {
+                "Park": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                    "Parameters": {"FunctionName": arn, "Payload": {"token.$": "$$.Task.Token"}},
+                    "TimeoutSeconds": 3600,
+                    "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "After"}],
+                    "End": True,
+                },
+                "After": {"Type": "Pass", "End": True},
+            },
+        }
+        sfn = boto3.client("stepfunctions")
+        machine = sfn.create_state_machine(
+            name="park-probe", definition=json.dumps(definition), roleArn=_role()
+        )["stateMachineArn"]
+        execution = sfn.start_execution(stateMachineArn=machine)["executionArn"]
+        deadline = time.monotonic() + 10
+        while not any(
+            e["type"] == "TaskSubmitted"
+            for e in sfn.get_execution_history(executionArn=execution)["events"]
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        # When it is stopped
+        sfn.stop_execution(executionArn=execution, cause="offboarded")
+        # Then it is ABORTED at once, and nothing after the parked task ran
+        description = _wait(sfn, execution, timeout=5)
+        entered = [
+            e["stateEnteredEventDetails"]["name"]
+            for e in sfn.get_execution_history(executionArn=execution)["events"]
+            if "stateEnteredEventDetails" in e
+        ]
+    assert description["status"] == "ABORTED"
+    assert entered == ["Park"]
