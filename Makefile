@@ -8,6 +8,8 @@ TOOLS := build/tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
+# The same lock, on the Lambda runtime's Python (3.13), for the shipped code's tests.
+LAMBDA_VENV := .venv-lambda-python
 STAGE ?= dev
 PYTEST_ARGS ?=
 # Node 20 is past its end of life: jsii (synth) and the CDK CLI's AWS SDK (deploy, diff) each print
@@ -17,7 +19,8 @@ export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 
 .PHONY: help install lint format typecheck test test-unit test-infra test-localcloud test-emulator \
-        test-e2e synth demo dev emulator bootstrap deploy diff bench browser-deps clean
+        test-e2e test-lambda-python synth demo dev emulator bootstrap deploy diff bench browser-deps \
+        clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -52,6 +55,12 @@ browser-deps: ## Debian's Chromium for the Link page browser test
 
 test: lint typecheck synth browser-deps node_modules/.installed ## everything CI runs: lint, types, every test tier
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-lambda-python
+
+test-lambda-python: install ## the shipped code's unit tests again, on the Lambda runtime's Python
+	@python=$$($(PY) -m infra.bytecode) || exit 1; \
+	UV_PROJECT_ENVIRONMENT=$(abspath $(LAMBDA_VENV)) $(UV) sync --frozen --quiet --python "$$python"
+	$(LAMBDA_VENV)/bin/python -m pytest tests/unit/billpay -p no:cacheprovider $(PYTEST_ARGS)
 
 test-unit: install ## unit tier only (sockets blocked)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
@@ -93,4 +102,4 @@ diff: install node_modules/.installed ## diff against the deployed stacks
 	npx cdk diff --all -c stage=$(STAGE)
 
 clean: ## remove build output (keeps .venv)
-	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache $(LAMBDA_VENV)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from benchmarks import onboarding_cost, packaging
+from benchmarks import onboarding_cost, packaging, webhook_ingress
 
 
 def main() -> None:
     print("## Packaging and cold start\n")
     packaging.main()
+    print("\n## Webhook ingress\n")
+    webhook_ingress.main()
     print("\n## One onboarding: Codat calls, transitions, Lambda invocations\n")
     onboarding_cost.main()
 

@@ -79,6 +79,13 @@ class ServiceStack(Stack):
             monitoring.watch_function(name, fn)
         monitoring.watch_state_machine("Onboarding", onboarding.state_machine)
         monitoring.watch_api("ProductApi", api.api)
+        monitoring.watch_webhooks(
+            api=webhooks.api,
+            ingress=webhooks.ingress,
+            processor=webhooks.processor,
+            queue=webhooks.queue,
+            dead_letter_queue=webhooks.dead_letter_queue,
+        )
 
         CfnOutput(self, constants.OUTPUT_API_URL, value=api.api.url)
         CfnOutput(
@@ -88,6 +95,7 @@ class ServiceStack(Stack):
         )
         CfnOutput(self, constants.OUTPUT_ALARM_TOPIC_ARN, value=monitoring.topic.topic_arn)
         CfnOutput(self, constants.OUTPUT_WEBHOOK_URL, value=webhooks.url)
+        CfnOutput(self, constants.OUTPUT_DASHBOARD_NAME, value=monitoring.dashboard.dashboard_name)
         CfnOutput(self, constants.OUTPUT_WEBHOOK_QUEUE_URL, value=webhooks.queue.queue_url)
         CfnOutput(
             self, constants.OUTPUT_WEBHOOK_DLQ_URL, value=webhooks.dead_letter_queue.queue_url

@@ -164,7 +164,7 @@ def running_cloud(
 
     moto_runtime.set_time_scale(time_scale)
     try:
-        with moto_runtime.moto_server(HOST, moto_port, RunnerMode(runner)) as moto_url:
+        with moto_runtime.moto_server(HOST, moto_port, RunnerMode(runner), region) as moto_url:
             clients = client_factory(region, moto_url)
             try:
                 deployment = deploy_assembly(cdk_out, clients)

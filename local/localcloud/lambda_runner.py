@@ -117,7 +117,7 @@ def _elf_machine(path: Path) -> int | None:
 def layer_is_host_compatible(layer_dir: Path) -> bool:
     """True when every compiled extension in the layer can load in this interpreter.
 
-    A layer built for another Python version or architecture (python3.14/arm64 in the real app) has
+    A layer built for another Python version or architecture (python3.13/arm64 in the real app) has
     extensions tagged for that interpreter or compiled for that machine; then the venv supplies the
     packages instead.
     """
@@ -275,7 +275,10 @@ def _function_modules(fn: Any, code_dir: Path, layer_dirs: list[Path]) -> Iterat
     that invokes another function in the same thread.
     """
     top_level = _top_level_names(code_dir)
-    digest = code_dir.name
+    # A configuration change starts new execution environments on AWS: the code and the
+    # environment together name a warm container.
+    environment = json.dumps(sorted(lambda_environment(fn).items()))
+    digest = code_dir.name + hashlib.sha256(environment.encode()).hexdigest()[:16]
     outside = {n: m for n, m in sys.modules.items() if _owned_by(n, top_level)}
     for name in outside:
         del sys.modules[name]

@@ -19,14 +19,18 @@ Patches (installed once, idempotently, by `install_patches`):
    in tests. `TimeoutSeconds` and Lambda timeouts stay real time.
 6. `StepFunctionsParserBackend.start_execution` names an unnamed execution with a UUID, as AWS
    does; moto names it "None", so a second unnamed execution fails with ExecutionAlreadyExists.
-8. `Environment.set_stop` also wakes every task parked on a task token, and `set_error` leaves a
-   stopped execution stopped: StopExecution ends such an execution at once, ABORTED, as on AWS;
-   moto would keep it RUNNING until the task's TimeoutSeconds (the onboarding's waits last
-   hours), then report the woken task's failure as the execution's.
 7. `events.models.Rule.send_to_targets` delivers to Lambda targets (moto raises
    NotImplementedError for them): the function is invoked with the event, as EventBridge does
    (synchronously here, in the caller's thread; a failure is logged, not raised, as for an
    asynchronous invocation). Other targets keep moto's handling.
+8. `sqs.models.Queue.add_message` no longer invokes mapped functions inside SendMessage: a
+   `localcloud.sqs_poller.SqsPoller` thread (started with moto) polls mapped queues as Lambda's
+   poller does: batches, ReportBatchItemFailures, redelivery after the (scaled) visibility
+   timeout, and so the redrive policy's dead-letter queue.
+9. `Environment.set_stop` also wakes every task parked on a task token, and `set_error` leaves a
+   stopped execution stopped: StopExecution ends such an execution at once, ABORTED, as on AWS;
+   moto would keep it RUNNING until the task's TimeoutSeconds (the onboarding's waits last
+   hours), then report the woken task's failure as the execution's.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from moto.core.config import DefaultConfig, default_user_config
 from moto.events import models as events_models
 from moto.events.utils import EventTemplateParser
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.sqs import models as sqs_models
 from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions.parser import models as sfn_parser_models
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
@@ -60,7 +65,7 @@ from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wai
 from moto.stepfunctions.parser.asl.eval.environment import Environment as SfnEnvironment
 from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 
-from localcloud import lambda_runner
+from localcloud import lambda_runner, sqs_poller
 
 LOG = logging.getLogger(__name__)
 
@@ -267,6 +272,7 @@ def install_patches() -> None:
         SfnEnvironment.set_stop = _set_stop  # type: ignore[method-assign]
         SfnEnvironment.set_error = _set_error  # type: ignore[method-assign]
         retrier_decl.time = _ScaledSleepTime()  # type: ignore[attr-defined]
+        sqs_models.Queue.add_message = sqs_poller.hide_mappings_from_send  # type: ignore[method-assign]
         _patches_installed = True
 
 
@@ -291,7 +297,10 @@ def in_process_moto(region: str = DEFAULT_REGION) -> Iterator[None]:
     # A stray endpoint would send handler calls past mock_aws to a real socket.
     os.environ.pop("AWS_ENDPOINT_URL", None)
     try:
-        with mock_aws(config=MOTO_CONFIG):
+        with (
+            mock_aws(config=MOTO_CONFIG),
+            sqs_poller.SqsPoller(DEFAULT_ACCOUNT_ID, region, time_scale),
+        ):
             yield
     finally:
         for key, value in saved.items():
@@ -310,6 +319,7 @@ def moto_server(
     host: str = "127.0.0.1",
     port: int = 5000,
     runner_mode: lambda_runner.RunnerMode = lambda_runner.RunnerMode.IN_PROCESS,
+    region: str = DEFAULT_REGION,
 ) -> Iterator[str]:
     """moto as an HTTP server in this process (state shared with any client); yields its URL.
 
@@ -336,9 +346,11 @@ def moto_server(
     config_patch = mock.patch.dict(default_user_config, copy.deepcopy(MOTO_CONFIG))
     config_patch.start()
     lambda_runner.configure(mode=runner_mode, moto_endpoint=url)
+    poller = sqs_poller.SqsPoller(DEFAULT_ACCOUNT_ID, region, time_scale).start()
     try:
         yield url
     finally:
+        poller.stop()
         server.stop()
         config_patch.stop()
         lambda_runner.configure(mode=lambda_runner.RunnerMode.IN_PROCESS, moto_endpoint=None)

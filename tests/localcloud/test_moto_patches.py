@@ -447,9 +447,88 @@ def test_sqs_event_source_mappings_reach_the_real_handler():
             EventSourceArn=arn["Attributes"]["QueueArn"], FunctionName="on-message", BatchSize=1
         )
         sqs.send_message(QueueUrl=url, MessageBody="hello")
-        (event,) = _seen(sqs)
+        (event,) = _eventually_seen(sqs)
     assert event["Records"][0]["body"] == "hello"
     assert event["Records"][0]["eventSource"] == "aws:sqs"
+    assert event["Records"][0]["attributes"]["ApproximateReceiveCount"] == "1"
+
+
+def _eventually_seen(sqs, timeout: float = 10.0) -> list:
+    """The poller delivers from its own thread: wait for what the recorder sent."""
+    url = sqs.get_queue_url(QueueName="seen")["QueueUrl"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if messages:
+            return [json.loads(m["Body"]) for m in messages]
+        time.sleep(0.02)
+    raise AssertionError("nothing was delivered")
+
+
+PARTIAL = """
+import json
+
+import boto3
+
+
+def handle(event, context):
+    seen = boto3.client("sqs").get_queue_url(QueueName="seen")["QueueUrl"]
+    failures = []
+    for record in event["Records"]:
+        boto3.client("sqs").send_message(QueueUrl=seen, MessageBody=json.dumps(
+            {"body": record["body"], "count": record["attributes"]["ApproximateReceiveCount"]}))
+        if record["body"] == "poison":
+            failures.append({"itemIdentifier": record["messageId"]})
+    return {"batchItemFailures": failures}
+"""
+
+
+def test_the_sqs_poller_honours_partial_batch_failures_and_the_dead_letter_queue():
+    with moto_runtime.in_process_moto():
+        moto_runtime.set_time_scale(0.001)  # visibility timeout 30 s -> 30 ms
+        try:
+            sqs = boto3.client("sqs")
+            sqs.create_queue(QueueName="seen")
+            dlq_url = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])
+            redrive = {"deadLetterTargetArn": dlq_arn["Attributes"]["QueueArn"],
+                       "maxReceiveCount": 3}  # fmt: skip
+            url = sqs.create_queue(
+                QueueName="work",
+                Attributes={"VisibilityTimeout": "30", "RedrivePolicy": json.dumps(redrive)},
+            )["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+            boto3.client("lambda").create_function(
+                FunctionName="partial", Runtime="python3.11", Role=_role(),
+                Handler="partial_probe.handle", Code={"ZipFile": _zip(PARTIAL, "partial_probe.py")},
+            )  # fmt: skip
+            boto3.client("lambda").create_event_source_mapping(
+                EventSourceArn=arn["Attributes"]["QueueArn"], FunctionName="partial",
+                BatchSize=10, FunctionResponseTypes=["ReportBatchItemFailures"],
+            )  # fmt: skip
+            sqs.send_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": "1", "MessageBody": "poison"}, {"Id": "2", "MessageBody": "ok"}],
+            )
+            deadline = time.monotonic() + 10
+            dead: list = []
+            while not dead and time.monotonic() < deadline:
+                dead = sqs.receive_message(QueueUrl=dlq_url).get("Messages", [])
+                time.sleep(0.02)
+            seen = []
+            while batch := sqs.receive_message(
+                QueueUrl=sqs.get_queue_url(QueueName="seen")["QueueUrl"], MaxNumberOfMessages=10
+            ).get("Messages", []):
+                seen += [json.loads(m["Body"]) for m in batch]
+                for m in batch:
+                    sqs.delete_message(QueueUrl=sqs.get_queue_url(QueueName="seen")["QueueUrl"],
+                                       ReceiptHandle=m["ReceiptHandle"])  # fmt: skip
+        finally:
+            moto_runtime.set_time_scale(1.0)
+    # The good record was delivered once; the poisoned one three times, then dead-lettered.
+    assert [s["count"] for s in seen if s["body"] == "ok"] == ["1"]
+    assert sorted(s["count"] for s in seen if s["body"] == "poison") == ["1", "2", "3"]
+    assert [m["Body"] for m in dead] == ["poison"]
 
 
 def test_stopping_an_execution_parked_on_a_task_token_ends_it_at_once():

@@ -70,7 +70,7 @@ def test_unknown_route_is_404(http):
 
 
 def test_the_dependency_layer_is_used_only_where_it_can_load(product_cdk_out):
-    """The layer is built for the Lambda runtime (python3.14/arm64); elsewhere the venv serves."""
+    """The layer is built for the Lambda runtime (python3.13/arm64); elsewhere the venv serves."""
     layers = [
         resource["Properties"]["Content"]["S3Key"].removesuffix(".zip")
         for artifact in read_assembly(product_cdk_out)
@@ -81,5 +81,5 @@ def test_the_dependency_layer_is_used_only_where_it_can_load(product_cdk_out):
     for asset_hash in layers:
         python_dir = product_cdk_out / f"asset.{asset_hash}" / "python"
         assert any(python_dir.rglob("*.so")), "expected compiled dependencies in the layer"
-        runs_here = sys.version_info[:2] == (3, 14) and platform.machine() == "aarch64"
+        runs_here = sys.version_info[:2] == (3, 13) and platform.machine() == "aarch64"
         assert layer_is_host_compatible(python_dir) is runs_here

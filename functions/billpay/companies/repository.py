@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from typing import TYPE_CHECKING
 
 from billpay.companies.models import CompanyRecord
+from billpay.core.dynamo import from_dynamo, to_dynamo
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 # Index of the companies table by Codat's company id (webhooks name only Codat's id).
 CODAT_COMPANY_INDEX = "byCodatCompanyId"
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
 class DynamoCompanyRepository:
@@ -69,11 +65,3 @@ class DynamoCompanyRepository:
         except self._client.exceptions.ConditionalCheckFailedException:
             return False
         return True
-
-
-def to_dynamo(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: _serializer.serialize(value) for key, value in item.items()}
-
-
-def from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: _deserializer.deserialize(value) for key, value in item.items()}

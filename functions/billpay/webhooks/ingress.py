@@ -1,8 +1,8 @@
 """POST /webhooks/codat: the Lambda behind Codat's webhook endpoint (API Gateway REST proxy).
 
 Thin: take the raw body and headers from the proxy event, let `intake.receive` decide, count the
-metrics it names, answer. Imports only the standard library and boto3 (no pydantic, Powertools or
-Codat SDK), so a cold start stays short: docs/benchmarks.md has the figures.
+metrics it names, answer. Imports only the standard library and botocore (no boto3, pydantic,
+Powertools or Codat SDK), so a cold start stays short: docs/benchmarks.md has the figures.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-import boto3
 from botocore.config import Config
 
+from billpay.core import aws
 from billpay.core.metrics import emit
 from billpay.webhooks import intake
 from billpay.webhooks.queue import SqsWebhookQueue
@@ -50,12 +50,12 @@ def default_dependencies() -> IngressDependencies:
     return IngressDependencies(
         stage=env["STAGE"],
         signing=CachedSigningKeys(
-            boto3.client("secretsmanager", config=_CONFIG), env["WEBHOOK_SECRET_ARN"]
+            aws.client("secretsmanager", config=_CONFIG), env["WEBHOOK_SECRET_ARN"]
         ),
         store=DynamoWebhookStore(
-            boto3.client("dynamodb", config=_CONFIG), env["WEBHOOK_EVENTS_TABLE"]
+            aws.client("dynamodb", config=_CONFIG), env["WEBHOOK_EVENTS_TABLE"]
         ),
-        queue=SqsWebhookQueue(boto3.client("sqs", config=_CONFIG), env["WEBHOOK_QUEUE_URL"]),
+        queue=SqsWebhookQueue(aws.client("sqs", config=_CONFIG), env["WEBHOOK_QUEUE_URL"]),
     )
 
 

@@ -8,7 +8,8 @@ One item per verified webhook, keyed by its `webhook-id`. It is, at once:
 Items expire (TTL) after `RETENTION`, longer than Codat's two-week replay window. DynamoDB deletes
 expired items up to two days late (the local cloud never does), so reads skip them themselves.
 
-Standard library and boto3 only: the ingress function imports this module and must start fast.
+Standard library only (botocore's client is passed in): the ingress function imports this module
+and must start fast.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from billpay.core.dynamo import from_dynamo as _from_dynamo
+from billpay.core.dynamo import to_dynamo as _to_dynamo
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -30,9 +32,6 @@ BY_DAY_INDEX = "byDayReceived"
 BY_COMPANY_INDEX = "byCompany"
 # Longer than Codat's replay window (two weeks), so a replayed event still finds its record.
 RETENTION = timedelta(days=30)
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
 class EventStatus(StrEnum):
@@ -274,14 +273,6 @@ class DynamoWebhookStore:
                     status=EventStatus(row["status"]),
                     received_at=datetime.fromisoformat(row["receivedAt"]),
                 )
-
-
-def _to_dynamo(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: _serializer.serialize(value) for key, value in item.items()}
-
-
-def _from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: _deserializer.deserialize(value) for key, value in item.items()}
 
 
 def _plain(value: Any) -> Any:

@@ -28,7 +28,7 @@ def test_layer_of_pure_python_is_compatible(tmp_path):
 
 
 def test_layer_built_for_another_python_is_not(tmp_path):
-    (tmp_path / "_core.cpython-314-aarch64-linux-gnu.so").write_bytes(_elf(0xB7))
+    (tmp_path / "_core.cpython-313-aarch64-linux-gnu.so").write_bytes(_elf(0xB7))
     assert not layer_is_host_compatible(tmp_path)
 
 
