@@ -4,12 +4,13 @@ webhook-driven workflow and for the polling approach of Codat's own sample, meas
     .venv/bin/python -m benchmarks.onboarding_cost   (after `make synth`)
 
 Both run against one Codat emulator: the workflow is the synthesized stack on the local cloud
-(webhooks relayed by localcloud.codat_signals); the polling approach is what codatio/demo-bill-pay
+(Codat's signed webhooks through the webhook API, ingress and processor); the polling approach is what codatio/demo-bill-pay
 does (create the company, send the user to Link, then poll every 1.5 s, at most 20 times), played
 by this script over HTTP. For each, the SMB user authorizes after a short and after a long delay.
 
 Codat API calls are counted by the emulator's rate limiter (every metered request, whatever its
-answer). Transitions and Lambda invocations of the workflow come from its execution history. The
+answer). Transitions and Lambda invocations of the workflow come from its execution history; the
+webhooks add an ingress and a processor invocation per delivered webhook. The
 polling approach runs no workflow here: its AWS figures are derived for a Step Functions loop
 (a Wait, a polling Task, a Choice per poll), and marked so.
 """
@@ -26,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from localcloud.codat_signals import EmulatorWebhooks
+from codat_emulator.webhooks import dispatcher_for
 from localcloud.demo import press
 from localcloud.product import ProductCloud, running_product
 
@@ -71,8 +72,6 @@ def _authorize_later(link_url: str, delay: float) -> threading.Thread:
 
 def workflow(product: ProductCloud, delay: float) -> Run:
     cloud, company_id = product.cloud, f"bench-{secrets.token_hex(4)}"
-    webhooks = EmulatorWebhooks(cloud, product.emulator)
-    webhooks.delivered.update(str(e["id"]) for e in webhooks.generated())
     before = _codat_calls(product)
     started = time.monotonic()
     with httpx.Client(base_url=cloud.api_url, timeout=35) as api:
@@ -85,12 +84,19 @@ def workflow(product: ProductCloud, delay: float) -> Run:
             company = answer.json() if answer.status_code == 200 else {}
         user = _authorize_later(company["linkUrl"], delay)
         while company["status"] not in ("READY", "FAILED"):
-            webhooks.deliver_new()  # the webhook processor's part
             time.sleep(0.05)
             company = api.get(f"/companies/{company_id}").json()
         user.join()
     description = cloud.wait_for_execution(execution_arn)
     history = cloud.history(execution_arn)
+    dispatcher = dispatcher_for(product.emulator.store)
+    dispatcher.wait_until_idle(30)
+    webhooks = sum(
+        1
+        for d in dispatcher.deliveries()
+        if d["companyId"] == company["codatCompanyId"] and d["state"] == "delivered"
+    )
+    invocations = sum(1 for e in history if e["type"] == "TaskScheduled")
     return Run(
         approach="webhooks + task tokens (this project)",
         delay=delay,
@@ -98,7 +104,7 @@ def workflow(product: ProductCloud, delay: float) -> Run:
         seconds=time.monotonic() - started,
         codat_calls=_codat_calls(product) - before,
         transitions=sum(1 for e in history if e["type"].endswith("StateEntered")),
-        lambda_invocations=sum(1 for e in history if e["type"] == "TaskScheduled"),
+        lambda_invocations=f"{invocations} + {2 * webhooks} for {webhooks} webhooks",
     )
 
 
