@@ -1,0 +1,104 @@
+"""What the payables logic needs from the outside world. Adapters implement these; tests pass fakes.
+
+- `PayablesSource`: reading a company's payables from Codat (the Codat adapter).
+- `PayablesStore`: the payables table (the DynamoDB repository).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Generic, Protocol, TypeVar
+
+from billpay.bills.models import (
+    BillRecord,
+    Connection,
+    PaymentAccount,
+    SupplierRecord,
+    SyncedRecord,
+)
+
+R = TypeVar("R", bound=SyncedRecord)
+
+
+class DataType(StrEnum):
+    """What the sync keeps, named as Codat names them (also the watermarks' names)."""
+
+    SUPPLIERS = "suppliers"
+    BILLS = "bills"
+    PAYMENT_ACCOUNTS = "paymentAccounts"
+
+
+@dataclass(frozen=True)
+class Page(Generic[R]):
+    records: tuple[R, ...]
+    # Codat's continuationToken for the next page; None on the last page.
+    next_token: str | None
+
+
+class SourceBusy(Exception):
+    """Codat cannot answer now but will: 409 (data set still syncing) or 429 (rate limit).
+
+    The caller waits `retry_after_seconds` and asks again with the same cursor.
+    """
+
+    def __init__(self, reason: str, retry_after_seconds: int) -> None:
+        super().__init__(f"{reason} (retry after {retry_after_seconds}s)")
+        self.reason = reason
+        self.retry_after_seconds = retry_after_seconds
+
+
+class ContinuationRejected(Exception):
+    """Codat no longer accepts a continuation token (expired or from another listing)."""
+
+
+class PayablesSource(Protocol):
+    """Codat's lists. Transient failures raise the Codat adapter's retryable error."""
+
+    def bills(
+        self, connection: Connection, query: str, continuation: str | None
+    ) -> Page[BillRecord]: ...
+
+    def suppliers(
+        self, connection: Connection, query: str | None, continuation: str | None
+    ) -> Page[SupplierRecord]: ...
+
+    def payment_accounts(
+        self, connection: Connection, continuation: str | None
+    ) -> Page[PaymentAccount]: ...
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    written: int
+    # Already stored at the same or a newer source modified date.
+    unchanged: int
+    # DynamoDB requests it took (reads that compared, writes that stored).
+    read_requests: int = 0
+    write_requests: int = 0
+
+
+class PayablesStore(Protocol):
+    def save_newer(self, company_id: str, records: Sequence[SyncedRecord]) -> SaveResult:
+        """Store each record unless the stored one is the same or newer (`is_newer_than`).
+
+        Safe against concurrent writers: each write is conditional on what it replaces.
+        """
+        ...
+
+    def replace_payment_accounts(
+        self, company_id: str, accounts: Sequence[PaymentAccount], listed_at: datetime
+    ) -> bool:
+        """Replace the company's accounts with a full listing taken at `listed_at`, unless a
+        listing taken later is already stored. True when this listing was stored."""
+        ...
+
+    def watermark(self, company_id: str, data_type: DataType) -> datetime | None:
+        """The latest source modified date a completed sync stored for this data type."""
+        ...
+
+    def advance_watermark(self, company_id: str, data_type: DataType, to: datetime) -> None:
+        """Raise the watermark to `to`; a lower value never replaces a higher one."""
+        ...
