@@ -5,6 +5,16 @@ from __future__ import annotations
 # Lambda handler entry points (module paths inside the `functions/` code asset).
 API_HANDLER = "billpay.api.handler.handler"
 REGISTER_COMPANY_HANDLER = "billpay.onboarding.handlers.register_company"
+WAIT_FOR_SIGNAL_HANDLER = "billpay.onboarding.handlers.wait_for_signal"
+RECORD_AUTHORIZATION_HANDLER = "billpay.onboarding.handlers.record_authorization"
+RECORD_INITIAL_READ_HANDLER = "billpay.onboarding.handlers.record_initial_read"
+MARK_READY_HANDLER = "billpay.onboarding.handlers.mark_ready"
+RECORD_FAILURE_HANDLER = "billpay.onboarding.handlers.record_failure"
+# The onboarding steps that call Codat (their module imports the SDK).
+CREATE_CODAT_COMPANY_HANDLER = "billpay.onboarding.codat_handlers.create_codat_company"
+CREATE_CONNECTION_HANDLER = "billpay.onboarding.codat_handlers.create_connection"
+RECONCILE_HANDLER = "billpay.onboarding.codat_handlers.reconcile"
+LOAD_COMPANY_DATA_HANDLER = "billpay.onboarding.codat_handlers.load_company_data"
 
 # Environment variable names the functions read (validated by billpay.core.settings).
 ENV_COMPANIES_TABLE = "COMPANIES_TABLE"
@@ -24,3 +34,4 @@ OUTPUT_ALARM_TOPIC_ARN = "AlarmTopicArn"
 
 # Paths of the product backend API.
 ROUTE_COMPANIES = "companies"
+ROUTE_RELINK = "relink"

@@ -10,6 +10,13 @@ from constructs import Construct
 # The gateway rejects a malformed body before Lambda runs; the function validates it again with the
 # same pattern, for calls that do not come through the gateway.
 from billpay.companies.models import COMPANY_ID_PATTERN
+from billpay.onboarding.models import (
+    MAX_TAGS,
+    NAME_MAX_LENGTH,
+    PLATFORMS,
+    REDIRECT_URL_MAX_LENGTH,
+    TAG_VALUE_MAX_LENGTH,
+)
 from infra import constants
 from infra.config import StageConfig
 from infra.constructs.common import acknowledge, log_group
@@ -69,21 +76,9 @@ class ProductApi(Construct):
         start_onboarding = self.api.add_model(
             "StartOnboarding",
             content_type="application/json",
-            schema=apigw.JsonSchema(
-                schema=apigw.JsonSchemaVersion.DRAFT4,
-                type=apigw.JsonSchemaType.OBJECT,
-                required=["companyId", "name"],
-                additional_properties=False,
-                properties={
-                    "companyId": apigw.JsonSchema(
-                        type=apigw.JsonSchemaType.STRING, pattern=COMPANY_ID_PATTERN
-                    ),
-                    "name": apigw.JsonSchema(
-                        type=apigw.JsonSchemaType.STRING, min_length=1, max_length=200
-                    ),
-                },
-            ),
+            schema=start_onboarding_schema(),
         )
+        company_id = {"method.request.path.companyId": True}
         companies = self.api.root.add_resource(constants.ROUTE_COMPANIES)
         companies.add_method(
             "POST",
@@ -92,11 +87,12 @@ class ProductApi(Construct):
             request_models={"application/json": start_onboarding},
         )
         company = companies.add_resource("{companyId}")
-        company.add_method(
-            "GET",
-            integration,
-            request_validator=validator,
-            request_parameters={"method.request.path.companyId": True},
+        for method in ("GET", "DELETE"):
+            company.add_method(
+                method, integration, request_validator=validator, request_parameters=company_id
+            )
+        company.add_resource(constants.ROUTE_RELINK).add_method(
+            "POST", integration, request_validator=validator, request_parameters=company_id
         )
         self._add_waf(config)
 
@@ -150,6 +146,34 @@ class ProductApi(Construct):
             resource_arn=self.api.deployment_stage.stage_arn,
             web_acl_arn=acl.attr_arn,
         )
+
+
+def start_onboarding_schema() -> apigw.JsonSchema:
+    """POST /companies's body at the gateway: the shape of billpay.onboarding.models.StartOnboarding
+    (which the function applies again, with the rules a JSON schema cannot state: the name must
+    keep a character Codat accepts, the billpayCompanyId tag is reserved)."""
+    string = apigw.JsonSchemaType.STRING
+    return apigw.JsonSchema(
+        schema=apigw.JsonSchemaVersion.DRAFT4,
+        type=apigw.JsonSchemaType.OBJECT,
+        required=["companyId", "name", "platformKey"],
+        additional_properties=False,
+        properties={
+            "companyId": apigw.JsonSchema(type=string, pattern=COMPANY_ID_PATTERN),
+            "name": apigw.JsonSchema(type=string, min_length=1, max_length=NAME_MAX_LENGTH),
+            "platformKey": apigw.JsonSchema(type=string, enum=sorted(PLATFORMS)),
+            "redirectUrl": apigw.JsonSchema(
+                type=string, pattern="^https?://", max_length=REDIRECT_URL_MAX_LENGTH
+            ),
+            "tags": apigw.JsonSchema(
+                type=apigw.JsonSchemaType.OBJECT,
+                max_properties=MAX_TAGS,
+                additional_properties=apigw.JsonSchema(
+                    type=string, max_length=TAG_VALUE_MAX_LENGTH
+                ),
+            ),
+        },
+    )
 
 
 def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:

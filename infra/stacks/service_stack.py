@@ -12,7 +12,7 @@ from infra.config import StageConfig
 from infra.constructs.api import ProductApi
 from infra.constructs.functions import FunctionFactory
 from infra.constructs.monitoring import Monitoring
-from infra.constructs.onboarding import OnboardingWorkflow
+from infra.constructs.onboarding import OnboardingWorkflow, codat_environment
 from infra.stacks.state_stack import StateStack
 
 
@@ -30,35 +30,37 @@ class ServiceStack(Stack):
         table = state.companies.table
         functions = FunctionFactory(self, "Functions", config=config)
 
-        register_company = functions.function(
-            "RegisterCompany",
-            handler=constants.REGISTER_COMPANY_HANDLER,
-            description="Onboarding step: record the SMB in the companies table (idempotent)",
-            environment={constants.ENV_COMPANIES_TABLE: table.table_name},
-        )
-        table.grant_read_write_data(register_company)
-
         onboarding = OnboardingWorkflow(
-            self, "Onboarding", config=config, register_company=register_company
+            self,
+            "Onboarding",
+            config=config,
+            functions=functions,
+            table=table,
+            codat_api_key=state.secrets.api_key,
+            event_bus=state.event_bus.bus,
         )
 
         api_handler = functions.function(
             "Api",
             handler=constants.API_HANDLER,
-            description="Product backend API: start onboarding, read company state",
+            description="Product backend API: onboard, relink, offboard, read company state",
             environment={
                 constants.ENV_COMPANIES_TABLE: table.table_name,
                 constants.ENV_ONBOARDING_STATE_MACHINE_ARN: onboarding.state_machine.state_machine_arn,
+                # Offboarding unlinks the connection at Codat.
+                **codat_environment(config, state.secrets.api_key),
             },
         )
-        table.grant_read_data(api_handler)
+        table.grant_read_write_data(api_handler)
+        state.secrets.api_key.grant_read(api_handler)
         onboarding.grant_start(api_handler)
 
         api = ProductApi(self, "ProductApi", config=config, handler=api_handler)
 
         monitoring = Monitoring(self, "Monitoring", config=config)
         monitoring.watch_function("Api", api_handler)
-        monitoring.watch_function("RegisterCompany", register_company)
+        for name, fn in onboarding.functions.items():
+            monitoring.watch_function(name, fn)
         monitoring.watch_state_machine("Onboarding", onboarding.state_machine)
         monitoring.watch_api("ProductApi", api.api)
 

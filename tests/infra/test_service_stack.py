@@ -1,8 +1,11 @@
 import importlib
+import json
 
+import pytest
 from aws_cdk.assertions import Match
 
 from infra import constants
+from infra.constructs.onboarding import _STEPS
 
 
 def _functions(template):
@@ -11,7 +14,7 @@ def _functions(template):
 
 def test_every_function_runs_the_newest_python_on_arm_with_the_layer(dev):
     functions = _functions(dev.service)
-    assert len(functions) == 2
+    assert len(functions) == 1 + len(_STEPS)  # the API and one per onboarding step
     layers = dev.service.find_resources("AWS::Lambda::LayerVersion")
     assert len(layers) == 1
     (layer_id,) = layers
@@ -26,7 +29,7 @@ def test_every_function_runs_the_newest_python_on_arm_with_the_layer(dev):
 
 
 def test_every_handler_string_names_a_real_function():
-    for handler in (constants.API_HANDLER, constants.REGISTER_COMPANY_HANDLER):
+    for handler in (constants.API_HANDLER, *(step.handler for step in _STEPS)):
         module, _, name = handler.rpartition(".")
         assert callable(getattr(importlib.import_module(module), name))
 
@@ -40,7 +43,7 @@ def test_functions_log_to_their_own_group_with_retention_and_no_managed_policies
         for r in dev.service.find_resources("AWS::IAM::Role").values()
         if "lambda.amazonaws.com" in str(r["Properties"]["AssumeRolePolicyDocument"])
     ]
-    assert len(lambda_roles) == 2
+    assert len(lambda_roles) == 1 + len(_STEPS)
     for role in lambda_roles:
         assert "ManagedPolicyArns" not in role["Properties"]
 
@@ -61,16 +64,18 @@ def _actions(statement):
     return set(actions if isinstance(actions, list) else [actions])
 
 
-def test_api_role_reads_the_table_and_starts_only_the_onboarding_machine(dev):
+def test_api_role_starts_and_stops_only_the_onboarding_machine(dev):
     statements = _policy_of(dev.service, "FunctionsApiRole")
     by_action = {action: s for s in statements for action in _actions(s)}
-    assert "dynamodb:PutItem" not in by_action  # the API only reads company state
-    table_resources = str(by_action["dynamodb:GetItem"]["Resource"])
+    # Offboarding writes the company; relink and start go through the state machine.
+    table_resources = str(by_action["dynamodb:PutItem"]["Resource"])
     assert "Fn::ImportValue" in table_resources
     assert "CompaniesTable" in table_resources
     (machine_id,) = dev.service.find_resources("AWS::StepFunctions::StateMachine")
     assert by_action["states:StartExecution"]["Resource"] == {"Ref": machine_id}
-    assert "execution:BillPay-dev-onboarding:*" in str(by_action["states:DescribeExecution"])
+    for action in ("states:DescribeExecution", "states:StopExecution"):
+        assert "execution:BillPay-dev-onboarding:*" in str(by_action[action])
+    assert "CodatApiKey" in str(by_action["secretsmanager:GetSecretValue"]["Resource"])
     for statement in statements:
         assert statement["Resource"] != "*"
 
@@ -87,8 +92,14 @@ def test_register_company_role_writes_only_the_companies_table(dev):
 
 
 def test_product_api_is_iam_authorized_validated_logged_throttled_and_behind_waf(dev):
-    dev.service.resource_count_is("AWS::ApiGateway::Method", 2)
-    for method in dev.service.find_resources("AWS::ApiGateway::Method").values():
+    methods = dev.service.find_resources("AWS::ApiGateway::Method")
+    assert sorted(m["Properties"]["HttpMethod"] for m in methods.values()) == [
+        "DELETE",
+        "GET",
+        "POST",
+        "POST",
+    ]
+    for method in methods.values():
         assert method["Properties"]["AuthorizationType"] == "AWS_IAM"
         assert "RequestValidatorId" in method["Properties"]
     dev.service.has_resource_properties(
@@ -112,11 +123,32 @@ def test_product_api_is_iam_authorized_validated_logged_throttled_and_behind_waf
     dev.service.resource_count_is("AWS::WAFv2::WebACLAssociation", 1)
     dev.service.has_resource_properties(
         "AWS::ApiGateway::Model",
-        {"Schema": Match.object_like({"required": ["companyId", "name"]})},
+        {
+            "Schema": Match.object_like(
+                {
+                    "required": ["companyId", "name", "platformKey"],
+                    "properties": Match.object_like(
+                        {
+                            "platformKey": {
+                                "type": "string",
+                                "enum": ["akxx", "fbrh", "gbol", "knfz", "qhyg", "rwuv"],
+                            }
+                        }
+                    ),
+                }
+            )
+        },
     )
 
 
-def test_onboarding_is_a_standard_state_machine_with_logging_tracing_and_a_catch(dev):
+def _definition(template) -> dict:
+    (machine,) = template.find_resources("AWS::StepFunctions::StateMachine").values()
+    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    # References sit inside JSON strings (ARNs): a placeholder keeps the document valid.
+    return json.loads("".join(p if isinstance(p, str) else "<ref>" for p in parts))
+
+
+def test_onboarding_is_a_standard_state_machine_with_logging_and_tracing(dev):
     machines = dev.service.find_resources("AWS::StepFunctions::StateMachine")
     assert len(machines) == 1
     props = next(iter(machines.values()))["Properties"]
@@ -125,16 +157,129 @@ def test_onboarding_is_a_standard_state_machine_with_logging_tracing_and_a_catch
     assert props["TracingConfiguration"] == {"Enabled": True}
     assert props["LoggingConfiguration"]["Level"] == "ALL"
     assert props["LoggingConfiguration"]["IncludeExecutionData"] is False
-    definition = str(props["DefinitionString"])
-    assert "RegisterCompany" in definition
-    assert "OnboardingFailed" in definition
-    assert "States.ALL" in definition  # the catch that routes any failure to OnboardingFailed
+
+
+def test_the_happy_path_runs_from_register_to_ready(dev):
+    states = _definition(dev.service)["States"]
+    path, name = [], "RegisterCompany"
+    while name != "Ready":
+        path.append(name)
+        state = states[name]
+        name = (
+            next(c["Next"] for c in state["Choices"] if c.get("StringEquals") == "linked")
+            if state["Type"] == "Choice"
+            else state["Next"]
+        )
+    assert path == [
+        "RegisterCompany",
+        "CreateCodatCompany",
+        "CreateConnection",
+        "WaitForAuthorization",
+        "AuthorizationOutcome",
+        "RecordAuthorization",
+        "WaitForInitialRead",
+        "RecordInitialRead",
+        "LoadCompanyData",
+        "MarkReady",
+    ]
+
+
+def test_waits_park_a_task_token_and_reconcile_when_the_interval_passes(dev):
+    states = _definition(dev.service)["States"]
+    for wait, reconcile in (
+        ("WaitForAuthorization", "ReconcileAuthorization"),
+        ("WaitForInitialRead", "ReconcileInitialRead"),
+    ):
+        state = states[wait]
+        assert state["Resource"].endswith(":states:::lambda:invoke.waitForTaskToken")
+        assert state["Parameters"]["Payload"]["token.$"] == "$$.Task.Token"
+        assert state["TimeoutSecondsPath"] == "$.registration.timings.reconcileIntervalSeconds"
+        timeout, anything = state["Catch"]
+        assert (timeout["ErrorEquals"], timeout["Next"]) == (["States.Timeout"], reconcile)
+        assert (anything["ErrorEquals"], anything["Next"]) == (["States.ALL"], "RecordFailure")
+    # The stage's timings are the defaults RegisterCompany hands on.
+    defaults = states["RegisterCompany"]["Parameters"]["Payload"]["defaultTimings"]
+    assert defaults == {
+        "reconcileIntervalSeconds": 3600,
+        "linkExpirySeconds": 604800,
+        "initialReadTimeoutSeconds": 86400,
+    }
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "CreateCodatCompany",
+        "CreateConnection",
+        "ReconcileAuthorization",
+        "ReconcileInitialRead",
+        "LoadCompanyData",
+    ],
+)
+def test_codat_steps_retry_wait_out_rate_limits_and_record_failures(dev, step):
+    states = _definition(dev.service)["States"]
+    state = states[step]
+    retried = {tuple(r["ErrorEquals"]): r for r in state["Retry"]}
+    assert retried[("CodatUnavailableError",)]["BackoffRate"] == 2
+    assert retried[("CodatStillSyncingError",)]["MaxAttempts"] == 6
+    rate_limited, anything = state["Catch"]
+    assert rate_limited["ErrorEquals"] == ["CodatRateLimitedError"]
+    assert (anything["ErrorEquals"], anything["Next"]) == (["States.ALL"], "RecordFailure")
+    # The rate-limit branch waits for the error's retryAfterSeconds, then runs the step again.
+    parse = states[rate_limited["Next"]]
+    retry_after = states[parse["Next"]]
+    hold = states[retry_after["Next"]]
+    assert hold["Type"] == "Wait"
+    assert hold["SecondsPath"] == "$.rateLimited.codat.retryAfterSeconds"
+    assert hold["Next"] == step
+
+
+def test_a_failed_or_expired_link_is_recorded_without_failing_the_execution(dev):
+    states = _definition(dev.service)["States"]
+    choices = {c["StringEquals"]: c["Next"] for c in states["AuthorizationOutcome"]["Choices"]}
+    assert choices["pending"] == "WaitForAuthorization"
+    for outcome, status in (("failed", "LINK_FAILED"), ("expired", "LINK_EXPIRED")):
+        record = states[choices[outcome]]
+        assert record["Parameters"]["Payload"]["status"] == status
+        assert states[record["Next"]]["Type"] == "Succeed"
+    assert states[states["RecordFailure"]["Next"]]["Type"] == "Fail"
+
+
+def test_only_the_codat_steps_get_the_codat_key_and_only_publishers_the_bus(dev):
+    template = dev.service.to_json()["Resources"]
+    for step in _STEPS:
+        (fn,) = [
+            r
+            for logical_id, r in template.items()
+            if r["Type"] == "AWS::Lambda::Function"
+            and logical_id.startswith(f"Functions{step.construct_id}")
+            and r["Properties"]["Handler"] == step.handler
+        ]
+        env = fn["Properties"]["Environment"]["Variables"]
+        assert ("CODAT_BASE_URL" in env) is step.calls_codat, step.construct_id
+        assert ("CODAT_API_KEY_SECRET_ARN" in env) is step.calls_codat
+        assert ("EVENT_BUS_NAME" in env) is step.publishes_events
+        if step.calls_codat:
+            assert env["CODAT_BASE_URL"] == "https://api.codat.io"
+        actions = {
+            a
+            for s in _policy_of(dev.service, f"Functions{step.construct_id}Role")
+            for a in _actions(s)
+        }
+        assert ("secretsmanager:GetSecretValue" in actions) is step.calls_codat
+        assert ("events:PutEvents" in actions) is step.publishes_events
+
+
+def test_the_wait_step_may_resume_tasks_of_this_state_machine_only(dev):
+    statements = _policy_of(dev.service, "FunctionsWaitForSignalRole")
+    (resume,) = [s for s in statements if "states:SendTaskSuccess" in _actions(s)]
+    assert "stateMachine:BillPay-dev-onboarding" in json.dumps(resume["Resource"])
 
 
 def test_alarms_notify_an_encrypted_topic(dev):
     alarms = dev.service.find_resources("AWS::CloudWatch::Alarm")
-    # two functions' errors, the machine's failed + timed out, the API's 5xx
-    assert len(alarms) == 5
+    # every function's errors, the machine's failed + timed out, the API's 5xx
+    assert len(alarms) == 1 + len(_STEPS) + 2 + 1
     (topic_id,) = dev.service.find_resources("AWS::SNS::Topic")
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]

@@ -97,6 +97,8 @@ class Wait(_Model):
     # `connection.connected` must not complete a relink) and do not settle the wait.
     not_before: datetime = Field(alias="notBefore")
     armed_at: datetime = Field(alias="armedAt")
+    # When set, only a signal about this connection (its detail's `connectionId`) settles the wait.
+    connection_id: str | None = Field(default=None, alias="connectionId")
 
 
 class LastError(_Model):
@@ -118,7 +120,18 @@ class CompanyRecord(_Model):
     # Incremented by every write; each write is conditional on the version it read.
     version: int = 0
     platform_key: str | None = Field(default=None, alias="platformKey")
+    # Where the product wants the SMB user to land after Link, and the product's own tags.
+    redirect_url: str | None = Field(default=None, alias="redirectUrl")
+    tags: dict[str, str] = Field(default_factory=dict)
     codat_company_id: str | None = Field(default=None, alias="codatCompanyId")
+    # Set just before asking Codat to create the company. Create-company takes no Idempotency-Key:
+    # while this is set and `codat_company_id` is not, an earlier attempt may have created it, so
+    # the company is looked up by its tag before creating again.
+    codat_company_requested_at: datetime | None = Field(
+        default=None, alias="codatCompanyRequestedAt"
+    )
+    # The execution that asked Codat for the current Link cycle's connection (same reasoning).
+    connection_requested_by: str | None = Field(default=None, alias="connectionRequestedBy")
     connection_id: str | None = Field(default=None, alias="connectionId")
     connection_status: str | None = Field(default=None, alias="connectionStatus")
     link_url: str | None = Field(default=None, alias="linkUrl")

@@ -14,6 +14,7 @@ from botocore.config import Config
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_stepfunctions import SFNClient
 
 # Fail fast inside a Lambda: the workflow retries with back-off, the client should not.
@@ -35,3 +36,8 @@ def stepfunctions() -> SFNClient:
 @cache
 def eventbridge() -> EventBridgeClient:
     return boto3.client("events", config=_CONFIG)
+
+
+@cache
+def secretsmanager() -> SecretsManagerClient:
+    return boto3.client("secretsmanager", config=_CONFIG)

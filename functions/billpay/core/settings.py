@@ -16,6 +16,11 @@ class Settings(BaseModel):
     onboarding_state_machine_arn: str | None = Field(
         default=None, alias="ONBOARDING_STATE_MACHINE_ARN"
     )
+    # Functions that call Codat (billpay.codat.client) need both.
+    codat_base_url: str | None = Field(default=None, alias="CODAT_BASE_URL")
+    codat_api_key_secret_arn: str | None = Field(default=None, alias="CODAT_API_KEY_SECRET_ARN")
+    # Functions that publish domain events (billpay.events.publisher).
+    event_bus_name: str | None = Field(default=None, alias="EVENT_BUS_NAME")
 
 
 @cache

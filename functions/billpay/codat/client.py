@@ -1,0 +1,403 @@
+"""The Codat adapter: the only module that imports Codat's SDK, and the one way to call Codat.
+
+`codat_client()` is the one client factory. Every call through `CodatClient`:
+- consults the rate-limit throttle first, and raises `CodatRateLimitedError` without calling Codat
+  while it holds (Codat's quota is per API key: one 429 holds back every function);
+- goes through the official SDK (`codat-sync-for-payables`, pinned) on an httpx client, with the
+  SDK's own retries OFF: its default policy re-sends POSTs, which without an Idempotency-Key can
+  create twice, and its back-off sleeps inside the Lambda. The workflow retries instead, with
+  back-off and honouring Retry-After (see billpay.codat.errors);
+- maps whatever goes wrong to billpay.codat.errors, recording Codat's correlationId; a 429 holds
+  the throttle for its Retry-After.
+
+Writes that take an Idempotency-Key (bills, suppliers, bank accounts, payments) must pass
+`idempotency_key(intent_id)`, so every retry of one intent sends the same key. None of
+onboarding's writes takes one: creating a company or a connection and unlinking have no key in
+Codat's API, which is why onboarding finds a company by its tag before creating it again.
+
+Importing the SDK costs 0.5-0.8 s of cold start: only functions that call Codat import this module
+(tests/unit/billpay/test_codat_imports.py checks the others).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import httpx
+from codat_sync_for_payables.exceptions import ApiException
+from codat_sync_for_payables.models.errors import (
+    CodatSyncPayablesError,
+    ErrorMessage,
+    NoResponseError,
+    ResponseValidationError,
+)
+from codat_sync_for_payables.models.shared.security import Security
+from codat_sync_for_payables.sdk import CodatSyncPayables
+from codat_sync_for_payables.utils.retries import RetryConfig
+
+from billpay.codat.errors import (
+    CodatError,
+    CodatNotFoundError,
+    CodatRateLimitedError,
+    CodatRejectedError,
+    CodatStillSyncingError,
+    CodatUnavailableError,
+    CodatUnexpectedResponseError,
+)
+from billpay.codat.models import CodatCompany, CodatConnection, CompanyData, Listed
+from billpay.codat.throttle import DynamoThrottleStore, Throttle, ThrottleStore
+from billpay.core import aws
+from billpay.core.observability import logger
+from billpay.core.settings import settings
+
+if TYPE_CHECKING:
+    from codat_sync_for_payables.models.shared.connection import Connection
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+# Inside a Lambda that has 29 s: fail fast and let the workflow retry.
+CONNECT_TIMEOUT_SECONDS = 3.0
+READ_TIMEOUT_SECONDS = 10.0
+# The API key is re-read from Secrets Manager this often, so a rotated key is picked up without a
+# redeploy while a warm function does not read the secret on every call.
+API_KEY_TTL = timedelta(minutes=5)
+# A 429 without a usable Retry-After still holds every caller back this long.
+DEFAULT_RETRY_AFTER_SECONDS = 60
+_IDEMPOTENCY_NAMESPACE = uuid.UUID("5c6f7a52-31e4-4d8c-9a54-8c2f3b1f5e0d")
+
+
+def idempotency_key(intent_id: str) -> str:
+    """The Idempotency-Key for one intent (a GUID, as Codat wants): the same on every retry."""
+    return str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, intent_id))
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class CodatClient:
+    """The Codat operations the product uses, each returning billpay.codat.models views."""
+
+    def __init__(
+        self, sdk: CodatSyncPayables, throttle: ThrottleStore, clock: Clock = _utcnow
+    ) -> None:
+        # Any: the SDK's method groups do not type-check (its api modules define a request model
+        # and a method group under the same names); the views below are what is typed.
+        self._sdk: Any = sdk
+        self._throttle = throttle
+        self._clock = clock
+
+    # --- companies -------------------------------------------------------------------------
+
+    def find_company_by_tag(self, key: str, value: str) -> CodatCompany | None:
+        """The company tagged `key=value`; the oldest if a failed create left several."""
+        page = self._call(
+            "GET",
+            "list companies",
+            lambda: self._sdk.companies.list(request={"tags": f"{key}={value}"}),
+        )
+        matches = [c for c in page.results or [] if (c.tags or {}).get(key) == value]
+        if not matches:
+            return None
+        oldest = min(matches, key=lambda c: c.created or "")
+        return CodatCompany(id=oldest.id, name=oldest.name, tags=oldest.tags or {})
+
+    def create_company(self, name: str, tags: dict[str, str]) -> CodatCompany:
+        created = self._call(
+            "POST",
+            "create company",
+            lambda: self._sdk.companies.create(request={"name": name, "tags": tags}),
+        )
+        return CodatCompany(id=created.id, name=created.name, tags=created.tags or {})
+
+    # --- connections -----------------------------------------------------------------------
+
+    def list_connections(self, company_id: str) -> list[CodatConnection]:
+        page = self._call(
+            "GET",
+            "list connections",
+            lambda: self._sdk.connections.list(request={"company_id": company_id}),
+        )
+        return [_connection(c) for c in page.results or []]
+
+    def create_connection(self, company_id: str, platform_key: str) -> CodatConnection:
+        created = self._call(
+            "POST",
+            "create connection",
+            lambda: self._sdk.connections.create(
+                request={"company_id": company_id, "request_body": {"platform_key": platform_key}}
+            ),
+        )
+        return _connection(created)
+
+    def get_connection(self, company_id: str, connection_id: str) -> CodatConnection:
+        found = self._call(
+            "GET",
+            "get connection",
+            lambda: self._sdk.connections.get(
+                request={"company_id": company_id, "connection_id": connection_id}
+            ),
+        )
+        return _connection(found)
+
+    def unlink_connection(self, company_id: str, connection_id: str) -> CodatConnection:
+        unlinked = self._call(
+            "PATCH",
+            "unlink connection",
+            lambda: self._sdk.connections.unlink(
+                request={
+                    "company_id": company_id,
+                    "connection_id": connection_id,
+                    "request_body": {"status": "Unlinked"},
+                }
+            ),
+        )
+        return _connection(unlinked)
+
+    # --- the SMB's books -------------------------------------------------------------------
+
+    def has_read_data(self, company_id: str, connection_id: str) -> bool:
+        """True once Codat has read the books: listing suppliers answers instead of a 409."""
+        try:
+            self._call(
+                "GET",
+                "list suppliers",
+                lambda: self._sdk.suppliers.list(
+                    request={"company_id": company_id, "connection_id": connection_id}
+                ),
+            )
+        except CodatStillSyncingError:
+            return False
+        return True
+
+    def read_company_data(self, company_id: str, connection_id: str) -> CompanyData:
+        """The first page of suppliers, open bills and accounts to pay from.
+
+        A 409 while Codat is still syncing is `CodatStillSyncingError`, for the workflow to retry.
+        """
+        ids = {"company_id": company_id, "connection_id": connection_id}
+        suppliers = self._call(
+            "GET", "list suppliers", lambda: self._sdk.suppliers.list(request=ids)
+        )
+        bills = self._call("GET", "list bills", lambda: self._sdk.bills.list(request=ids))
+        accounts = self._call(
+            "GET",
+            "list payment accounts",
+            lambda: self._sdk.bill_payments.get_payment_options(request=ids),
+        )
+        return CompanyData(
+            suppliers=_listed(suppliers.results, suppliers.pagination),
+            open_bills=_listed(bills.results, bills.pagination),
+            payment_accounts=_listed(accounts.bank_accounts, accounts.pagination),
+        )
+
+    # --- every call ------------------------------------------------------------------------
+
+    def _call(self, method: str, operation: str, call: Callable[[], T]) -> T:
+        now = self._clock()
+        held = self._throttle.current()
+        if held is not None and held.blocks(now):
+            wait = max(1, math.ceil((held.until - now).total_seconds()))
+            raise CodatRateLimitedError(
+                f"{operation}: Codat's rate limit holds until {held.until.isoformat()} "
+                f"({held.reason}); not calling Codat",
+                retry_after_seconds=wait,
+            )
+        try:
+            return call()
+        except Exception as exc:
+            error = codat_error(exc, method, operation)
+            if error is None:
+                raise
+            if isinstance(error, CodatRateLimitedError):
+                wait = error.retry_after_seconds or DEFAULT_RETRY_AFTER_SECONDS
+                self._throttle.hold(
+                    Throttle(until=now + timedelta(seconds=wait), reason="429", set_at=now)
+                )
+            logger.warning(
+                "Codat call failed",
+                extra={
+                    "operation": operation,
+                    "status": error.status,
+                    "correlation_id": error.correlation_id,
+                    "error": type(error).__name__,
+                },
+            )
+            raise error from exc
+
+
+def codat_error(exc: BaseException, method: str, operation: str) -> CodatError | None:
+    """The billpay.codat.errors equivalent of what the SDK or httpx raised; None if neither."""
+    if isinstance(exc, ResponseValidationError):
+        return CodatUnexpectedResponseError(
+            f"{operation}: Codat's answer does not match the SDK's model: {exc.message[:500]}",
+            status=exc.status_code or None,
+        )
+    if isinstance(exc, CodatSyncPayablesError):
+        return _from_status(exc.status_code, method, operation, _answer_of(exc))
+    if isinstance(exc, ApiException) and not exc.status:
+        return CodatUnavailableError(f"{operation}: no answer from Codat ({exc.reason})")
+    if isinstance(exc, httpx.TimeoutException | NoResponseError):
+        return CodatUnavailableError(f"{operation}: Codat did not answer in time ({exc})")
+    if isinstance(exc, httpx.TransportError):
+        return CodatUnavailableError(f"{operation}: could not reach Codat ({exc})")
+    return None
+
+
+class _Answer:
+    def __init__(self, error: str, correlation_id: str | None, retry_after: int | None) -> None:
+        self.error = error
+        self.correlation_id = correlation_id
+        self.retry_after = retry_after
+
+
+def _answer_of(exc: CodatSyncPayablesError) -> _Answer:
+    correlation_id: str | None = None
+    text = ""
+    if isinstance(exc, ErrorMessage):
+        correlation_id = exc.data.correlation_id
+        text = exc.data.error or ""
+    else:
+        try:
+            body = json.loads(exc.body or "null")
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            correlation_id = body.get("correlationId")
+            text = str(body.get("error") or "")
+    return _Answer(text or exc.message[:300], correlation_id, _retry_after(exc.headers))
+
+
+def _from_status(status: int, method: str, operation: str, answer: _Answer) -> CodatError:
+    message = f"{operation}: Codat answered {status}: {answer.error}"
+    fields: dict[str, Any] = {"status": status, "correlation_id": answer.correlation_id}
+    if status == 429:
+        return CodatRateLimitedError(
+            message,
+            retry_after_seconds=answer.retry_after or DEFAULT_RETRY_AFTER_SECONDS,
+            **fields,
+        )
+    if status == 409 and method == "GET":
+        return CodatStillSyncingError(message, **fields)
+    if status == 409 or status >= 500 or status == 0:
+        # A 409 on a write: the same request is still in flight at Codat.
+        return CodatUnavailableError(message, **fields)
+    if status == 404:
+        return CodatNotFoundError(message, **fields)
+    return CodatRejectedError(message, **fields)
+
+
+def _retry_after(headers: Any) -> int | None:
+    """Seconds from a Retry-After header: a number of seconds or an HTTP date."""
+    value = headers.get("retry-after") if headers else None
+    if value is None:
+        return None
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return max(0, math.ceil((moment - datetime.now(UTC)).total_seconds()))
+
+
+def _connection(connection: Connection) -> CodatConnection:
+    return CodatConnection(
+        id=connection.id,
+        status=str(connection.status.value),
+        platform_key=connection.integration_key,
+        link_url=connection.link_url,
+    )
+
+
+def _listed(items: list[Any] | None, pagination: Any) -> Listed:
+    more = bool(pagination is not None and pagination.continuation_token)
+    return Listed(count=len(items or []), more=more)
+
+
+# --- the factory --------------------------------------------------------------------------------
+
+
+class ApiKeyCache:
+    """The Codat API key from Secrets Manager, read at most once per `ttl`."""
+
+    def __init__(
+        self, read: Callable[[], str], ttl: timedelta = API_KEY_TTL, clock: Clock = _utcnow
+    ) -> None:
+        self._read = read
+        self._ttl = ttl
+        self._clock = clock
+        self._value: str | None = None
+        self._read_at: datetime | None = None
+
+    def get(self) -> str:
+        now = self._clock()
+        if self._value is None or self._read_at is None or now - self._read_at >= self._ttl:
+            self._value = self._read()
+            self._read_at = now
+        return self._value
+
+
+def sdk_for(base_url: str, api_key: str, http: httpx.Client | None = None) -> CodatSyncPayables:
+    """The SDK pointed at `base_url`, on httpx, with its retries off."""
+    auth = "Basic " + base64.b64encode(api_key.encode()).decode()
+    return CodatSyncPayables(
+        security=Security(auth_header=auth),
+        server_url=base_url,
+        client=http
+        or httpx.Client(
+            timeout=httpx.Timeout(READ_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS)
+        ),
+        retry_config=RetryConfig(strategy="none"),
+        timeout_ms=int(READ_TIMEOUT_SECONDS * 1000),
+    )
+
+
+class _Factory:
+    """One SDK per cold start, rebuilt when the API key in Secrets Manager changes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: ApiKeyCache | None = None
+        self._sdk: tuple[str, str, CodatSyncPayables] | None = None
+
+    def client(self) -> CodatClient:
+        config = settings()
+        if not config.codat_base_url or not config.codat_api_key_secret_arn:
+            raise RuntimeError(
+                "CODAT_BASE_URL and CODAT_API_KEY_SECRET_ARN must be set for a function that "
+                "calls Codat (infra/constructs/onboarding.py sets them)"
+            )
+        secret_arn = config.codat_api_key_secret_arn
+        with self._lock:
+            if self._keys is None:
+                self._keys = ApiKeyCache(lambda: _read_secret(secret_arn))
+            api_key = self._keys.get()
+            base_url = config.codat_base_url
+            if self._sdk is None or self._sdk[:2] != (base_url, api_key):
+                self._sdk = (base_url, api_key, sdk_for(base_url, api_key))
+            sdk = self._sdk[2]
+        throttle = DynamoThrottleStore(aws.dynamodb(), config.companies_table)
+        return CodatClient(sdk, throttle)
+
+
+def _read_secret(secret_arn: str) -> str:
+    return aws.secretsmanager().get_secret_value(SecretId=secret_arn)["SecretString"]
+
+
+_factory = _Factory()
+
+
+def codat_client() -> CodatClient:
+    """The Codat client for this function: the one way to call Codat."""
+    return _factory.client()
