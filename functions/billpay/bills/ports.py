@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Generic, Protocol, TypeVar
 
 from billpay.bills.models import (
     BillRecord,
+    BillStatus,
     Connection,
     PaymentAccount,
     SupplierRecord,
@@ -70,6 +71,36 @@ class PayablesSource(Protocol):
     ) -> Page[PaymentAccount]: ...
 
 
+# Where a page of a table listing resumes: DynamoDB's LastEvaluatedKey, every value a string.
+StartKey = dict[str, str]
+
+
+@dataclass(frozen=True)
+class BillFilter:
+    """Which of a company's bills to list. Due dates bound strictly (`due_after` excluded)."""
+
+    status: BillStatus | None = None
+    due_after: date | None = None
+    due_before: date | None = None
+
+    def due_range(self) -> tuple[str, str]:
+        """The inclusive range of due dates (ISO) the filter keeps."""
+        lowest = _shifted(self.due_after, 1) if self.due_after else date.min
+        highest = _shifted(self.due_before, -1) if self.due_before else date.max
+        return lowest.isoformat(), highest.isoformat()
+
+    def is_empty(self) -> bool:
+        lowest, highest = self.due_range()
+        return lowest > highest
+
+
+def _shifted(day: date, days: int) -> date:
+    try:
+        return day + timedelta(days=days)
+    except OverflowError:  # date.min or date.max: already the end of time
+        return day
+
+
 @dataclass(frozen=True)
 class SaveResult:
     written: int
@@ -102,3 +133,21 @@ class PayablesStore(Protocol):
     def advance_watermark(self, company_id: str, data_type: DataType, to: datetime) -> None:
         """Raise the watermark to `to`; a lower value never replaces a higher one."""
         ...
+
+
+class PayablesReader(Protocol):
+    """The product's reads: by key, or one page of a listing in the order of an index."""
+
+    def bill(self, company_id: str, bill_id: str) -> BillRecord | None: ...
+
+    def supplier(self, company_id: str, supplier_id: str) -> SupplierRecord | None: ...
+
+    def query_bills(
+        self, company_id: str, where: BillFilter, limit: int, start: StartKey | None
+    ) -> tuple[list[BillRecord], StartKey | None]: ...
+
+    def list_suppliers(
+        self, company_id: str, limit: int, start: StartKey | None
+    ) -> tuple[list[SupplierRecord], StartKey | None]: ...
+
+    def payment_accounts(self, company_id: str) -> list[PaymentAccount]: ...

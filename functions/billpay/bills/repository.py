@@ -2,7 +2,11 @@
 
 One item collection per company (partition key `companyId`), sort key `recordKey`:
 
-    bill#<billId>          a bill; also in the byDueDate and byStatusDueDate local indexes
+    bill#<billId>          a bill as Codat last reported it (written by the sync only); also in the
+                           byDueDate and byStatusDueDate local indexes
+    payments#<billId>      the payments the product made on that bill (`payments`, a list written
+                           by the payments capability only): one writer per item, so neither
+                           overwrites the other's part of the bill
     supplier#<supplierId>  a supplier
     accounts               the payment accounts, one item holding the whole (short) list
     sync#<dataType>        the sync's watermark for bills or suppliers
@@ -23,12 +27,18 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from billpay.bills.models import BillRecord, PaymentAccount, SupplierRecord, SyncedRecord
-from billpay.bills.ports import DataType, SaveResult
+from billpay.bills.models import (
+    BillRecord,
+    PaymentAccount,
+    ProductPayment,
+    SupplierRecord,
+    SyncedRecord,
+)
+from billpay.bills.ports import BillFilter, DataType, SaveResult, StartKey
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -40,6 +50,7 @@ BY_DUE_DATE = "byDueDate"
 BY_STATUS_DUE_DATE = "byStatusDueDate"
 BILL_PREFIX = "bill#"
 SUPPLIER_PREFIX = "supplier#"
+PAYMENTS_PREFIX = "payments#"
 ACCOUNTS_KEY = "accounts"
 # DynamoDB's limits: 100 keys per BatchGetItem, 100 actions per TransactWriteItems.
 _BATCH = 100
@@ -48,6 +59,7 @@ _CONFLICT_RETRIES = 5
 # was fine but went down with another one.
 _RETRYABLE_CANCELLATIONS = frozenset({"None", "TransactionConflict", "ThrottlingError"})
 
+R = TypeVar("R", bound=SyncedRecord)
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -133,7 +145,7 @@ class DynamoPayablesRepository:
         pending = dict(changed)
         calls = 0
         for attempt in range(_CONFLICT_RETRIES):
-            actions = [self._conditional_update(company_id, k, r) for k, r in pending.items()]
+            actions = [self._conditional_put(company_id, k, r) for k, r in pending.items()]
             calls += 1
             try:
                 self._client.transact_write_items(
@@ -157,29 +169,31 @@ class DynamoPayablesRepository:
             return len(pending), calls
         raise RuntimeError(f"{len(pending)} records kept conflicting; the step will be retried")
 
-    def _conditional_update(
+    def _conditional_put(
         self, company_id: str, key: str, record: SyncedRecord
     ) -> TransactWriteItemTypeDef:
-        fields = {**_attributes(record.synced_fields()), **_index_attributes(record)}
-        fields["digest"] = record.digest()
-        fields["syncedAt"] = _instant(datetime.now(UTC))
-        names = {f"#f{i}": name for i, name in enumerate(fields)}
-        values = {f":v{i}": _serializer.serialize(value) for i, value in enumerate(fields.values())}
-        update = "SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields)))
+        item = {
+            PARTITION_KEY: company_id,
+            SORT_KEY: key,
+            **_attributes(record.synced_fields()),
+            **_index_attributes(record),
+            "digest": record.digest(),
+            "syncedAt": _instant(datetime.now(UTC)),
+        }
+        values: dict[str, Any]
         if record.source_modified_date is None:
             # Undated (voided or deleted): final, so it replaces any other version.
             condition = "attribute_not_exists(#k) OR digest <> :digest"
-            values[":digest"] = {"S": record.digest()}
+            values = {":digest": {"S": record.digest()}}
         else:
             condition = "attribute_not_exists(#k) OR sourceModifiedDate < :modified"
-            values[":modified"] = {"S": _instant(record.source_modified_date)}
+            values = {":modified": {"S": _instant(record.source_modified_date)}}
         return {
-            "Update": {
+            "Put": {
                 "TableName": self._table,
-                "Key": _key(company_id, key),
-                "UpdateExpression": update,
+                "Item": _to_dynamo(item),
                 "ConditionExpression": condition,
-                "ExpressionAttributeNames": {**names, "#k": SORT_KEY},
+                "ExpressionAttributeNames": {"#k": SORT_KEY},
                 "ExpressionAttributeValues": values,
             }
         }
@@ -229,11 +243,90 @@ class DynamoPayablesRepository:
 
     def bill(self, company_id: str, bill_id: str) -> BillRecord | None:
         item = self._get(company_id, BILL_PREFIX + bill_id)
-        return None if item is None else BillRecord.model_validate(item)
+        if item is None:
+            return None
+        return self._with_payments(company_id, [BillRecord.model_validate(item)])[0]
 
     def supplier(self, company_id: str, supplier_id: str) -> SupplierRecord | None:
         item = self._get(company_id, SUPPLIER_PREFIX + supplier_id)
         return None if item is None else SupplierRecord.model_validate(item)
+
+    def query_bills(
+        self, company_id: str, where: BillFilter, limit: int, start: StartKey | None
+    ) -> tuple[list[BillRecord], StartKey | None]:
+        """One page of the company's bills in due date order, through a local index."""
+        names = {"#c": PARTITION_KEY}
+        values: dict[str, Any] = {":c": {"S": company_id}}
+        lowest, highest = where.due_range()
+        if where.status is not None:
+            index, attribute = BY_STATUS_DUE_DATE, "statusDueDate"
+            lowest, highest = f"{where.status}#{lowest}", f"{where.status}#{highest}"
+        else:
+            index, attribute = BY_DUE_DATE, "dueDate"
+        names["#i"] = attribute
+        values[":lo"], values[":hi"] = {"S": lowest}, {"S": highest}
+        bills, last = self._query_page(
+            BillRecord,
+            IndexName=index,
+            KeyConditionExpression="#c = :c AND #i BETWEEN :lo AND :hi",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            Limit=limit,
+            start=start,
+        )
+        return self._with_payments(company_id, bills), last
+
+    def _with_payments(self, company_id: str, bills: list[BillRecord]) -> list[BillRecord]:
+        """The bills with the payments the product made on them (one BatchGetItem per 100)."""
+        found: dict[str, list[Any]] = {}
+        for chunk in _chunks([PAYMENTS_PREFIX + b.bill_id for b in bills], _BATCH):
+            request: Any = {
+                self._table: {
+                    "Keys": [_key(company_id, key) for key in chunk],
+                    "ConsistentRead": True,
+                }
+            }
+            while request:
+                answer = self._client.batch_get_item(RequestItems=request)
+                for item in answer["Responses"].get(self._table, []):
+                    data = _from_dynamo(item)
+                    found[data[SORT_KEY].removeprefix(PAYMENTS_PREFIX)] = data.get("payments", [])
+                request = answer.get("UnprocessedKeys") or {}
+        return [
+            b.model_copy(
+                update={"payments": tuple(map(ProductPayment.model_validate, found[b.bill_id]))}
+            )
+            if b.bill_id in found
+            else b
+            for b in bills
+        ]
+
+    def list_suppliers(
+        self, company_id: str, limit: int, start: StartKey | None
+    ) -> tuple[list[SupplierRecord], StartKey | None]:
+        return self._query_page(
+            SupplierRecord,
+            KeyConditionExpression="#c = :c AND begins_with(#k, :prefix)",
+            ExpressionAttributeNames={"#c": PARTITION_KEY, "#k": SORT_KEY},
+            ExpressionAttributeValues={
+                ":c": {"S": company_id},
+                ":prefix": {"S": SUPPLIER_PREFIX},
+            },
+            Limit=limit,
+            start=start,
+        )
+
+    def _query_page(
+        self, model: type[R], *, start: StartKey | None, **query: Any
+    ) -> tuple[list[R], StartKey | None]:
+        if start is not None:
+            query["ExclusiveStartKey"] = {name: {"S": value} for name, value in start.items()}
+        answer = self._client.query(TableName=self._table, ConsistentRead=True, **query)
+        records = [model.model_validate(_from_dynamo(item)) for item in answer["Items"]]
+        last = answer.get("LastEvaluatedKey")
+        if not last:
+            return records, None
+        return records, {name: value["S"] for name, value in last.items()}
 
     def payment_accounts(self, company_id: str) -> list[PaymentAccount]:
         item = self._get(company_id, ACCOUNTS_KEY)

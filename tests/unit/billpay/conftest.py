@@ -32,8 +32,15 @@ def companies_table(aws):
 
 @pytest.fixture
 def payables_table(aws):
-    """The payables table as the state stack defines it (infra/constructs/state.py)."""
+    """The payables table as the state stack defines it (infra/constructs/state.py).
+
+    With the local cloud's moto patches: moto copies a whole table per transaction action
+    otherwise (localcloud/moto_runtime.py, patch 8).
+    """
     from billpay.bills import repository
+    from localcloud import moto_runtime
+
+    moto_runtime.install_patches()
 
     def lsi(name, attribute):
         return {
