@@ -39,6 +39,7 @@ from billpay.bills.models import (
     BillRecord,
     CompanyNotReadyError,
     Connection,
+    ProductPayment,
 )
 from billpay.codat.errors import (
     CodatError,
@@ -125,7 +126,7 @@ def accept_payment(
     if record is None:
         record = _checked_payment(company_id, request.payment_id, intent, intake)
         if intake.payments.create(record):
-            intake.bill_payments.record(record)
+            list_on_bill(intake.bill_payments, record)
         else:  # the same paymentId accepted by a concurrent request a moment ago
             record = _stored(intake.payments, company_id, request.payment_id)
     if record.intent.fingerprint() != intent.fingerprint():
@@ -240,7 +241,7 @@ class Workflow:
                 f"payment {record.payment_id!r} changed while a step was deciding"
             )
         if written.status != record.status:
-            self.bill_payments.record(written)
+            list_on_bill(self.bill_payments, written)
         return written
 
     def company(self, record: PaymentRecord) -> CompanyRecord:
@@ -537,7 +538,7 @@ def finish(ref: PaymentRef, flow: Workflow) -> Step:
     record = flow.load(ref)
     if not record.status.is_final:
         raise BillPayError(f"payment {record.payment_id!r} is {record.status}, not over")
-    flow.bill_payments.record(record)
+    list_on_bill(flow.bill_payments, record)
     flow.events.publish([outcome_event(record, flow.company(record))])
     flow.payments.unlock_bill(record.company_id, record.bill_id, record.payment_id)
     return Step(next=Next.FINISH, status=record.status)
@@ -563,6 +564,22 @@ def give_up(ref: PaymentRef, error: dict[str, Any], flow: Workflow) -> Step:
         )
         flow.save(record, record.moved_to(PaymentStatus.UNKNOWN, reason, now))
     return Step(next=Next.NEEDS_REVIEW, status=record.status)
+
+
+def list_on_bill(bill_payments: BillPayments, record: PaymentRecord) -> None:
+    """The payment as the bill lists it: the product sees a bill's payments with the bill."""
+    listed = ProductPayment.model_validate(
+        {
+            "paymentId": record.payment_id,
+            "amount": record.intent.amount,
+            "status": record.status.value,
+            "currency": record.currency,
+            "date": record.intent.date.isoformat(),
+            "createdAt": record.created_at,
+            "updatedAt": record.updated_at,
+        }
+    )
+    bill_payments.record_payment(record.company_id, record.bill_id, listed)
 
 
 def outcome_event(record: PaymentRecord, company: CompanyRecord) -> DomainEvent:

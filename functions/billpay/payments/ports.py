@@ -3,7 +3,7 @@
 - `PaymentStore`: the payments table (records, and one lock item per bill).
 - `PayablesCopy`: the product's copy of the company's bills and accounts (the payables table).
 - `CodatPayables`: Codat, for fresh state and the payment itself (the Codat adapter).
-- `BillPayments`: the payments listed on the product's copy of the bill.
+- `BillPayments`: the payments listed on the product's copy of the bill (the payables table).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-from billpay.bills.models import BillRecord, Connection, PaymentAccount
+from billpay.bills.models import BillRecord, Connection, PaymentAccount, ProductPayment
 from billpay.payments.models import PaymentRecord
 
 
@@ -88,6 +88,8 @@ class CodatPayables(Protocol):
 
 
 class BillPayments(Protocol):
-    def record(self, record: PaymentRecord) -> None:
-        """List the payment, as it stands, on the product's copy of its bill."""
+    """The payments listed on the product's copy of a bill (the payables table)."""
+
+    def record_payment(self, company_id: str, bill_id: str, payment: ProductPayment) -> None:
+        """List `payment` on the bill, replacing the entry with its id."""
         ...

@@ -14,6 +14,7 @@ from billpay.bills.models import (
     BillStatus,
     Connection,
     PaymentAccount,
+    ProductPayment,
 )
 from billpay.codat.errors import (
     CodatError,
@@ -129,10 +130,8 @@ class RecordingBillPayments:
     def __init__(self) -> None:
         self.listed: dict[tuple[str, str], dict[str, str]] = {}
 
-    def record(self, record: PaymentRecord) -> None:
-        self.listed.setdefault((record.company_id, record.bill_id), {})[record.payment_id] = (
-            record.status.value
-        )
+    def record_payment(self, company_id: str, bill_id: str, payment: ProductPayment) -> None:
+        self.listed.setdefault((company_id, bill_id), {})[payment.payment_id] = payment.status
 
 
 @dataclass
