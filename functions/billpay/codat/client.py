@@ -25,9 +25,9 @@ import base64
 import json
 import math
 import threading
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -41,8 +41,10 @@ from codat_sync_for_payables.models.errors import (
 )
 from codat_sync_for_payables.models.shared.security import Security
 from codat_sync_for_payables.sdk import CodatSyncPayables
+from codat_sync_for_payables.types import Unset
 from codat_sync_for_payables.utils.retries import RetryConfig
 
+from billpay.bills.models import BillRecord, PaymentAccount
 from billpay.codat.errors import (
     CodatError,
     CodatNotFoundError,
@@ -52,6 +54,7 @@ from billpay.codat.errors import (
     CodatUnavailableError,
     CodatUnexpectedResponseError,
 )
+from billpay.codat.keys import idempotency_key as idempotency_key
 from billpay.codat.models import CodatCompany, CodatConnection, CompanyData, Listed
 from billpay.codat.throttle import DynamoThrottleStore, Throttle, ThrottleStore
 from billpay.core import aws
@@ -59,6 +62,10 @@ from billpay.core.observability import logger
 from billpay.core.settings import settings
 
 if TYPE_CHECKING:
+    from codat_sync_for_payables.models.shared.bankaccountmappingoption import (
+        BankAccountMappingOption,
+    )
+    from codat_sync_for_payables.models.shared.bill import Bill
     from codat_sync_for_payables.models.shared.connection import Connection
 
 T = TypeVar("T")
@@ -72,12 +79,6 @@ READ_TIMEOUT_SECONDS = 10.0
 API_KEY_TTL = timedelta(minutes=5)
 # A 429 without a usable Retry-After still holds every caller back this long.
 DEFAULT_RETRY_AFTER_SECONDS = 60
-_IDEMPOTENCY_NAMESPACE = uuid.UUID("5c6f7a52-31e4-4d8c-9a54-8c2f3b1f5e0d")
-
-
-def idempotency_key(intent_id: str) -> str:
-    """The Idempotency-Key for one intent (a GUID, as Codat wants): the same on every retry."""
-    return str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, intent_id))
 
 
 def _utcnow() -> datetime:
@@ -200,6 +201,81 @@ class CodatClient:
             payment_accounts=_listed(accounts.bank_accounts, accounts.pagination),
         )
 
+    # --- bills and payments ----------------------------------------------------------------
+
+    def list_bills(
+        self, company_id: str, connection_id: str, query: str | None, continuation: str | None
+    ) -> tuple[list[BillRecord], str | None]:
+        """One page of bills (Codat's `query` filters on status and sourceModifiedDate only;
+        without one, Codat lists Open and PartiallyPaid bills) and the next page's token."""
+        request = _request(
+            company_id=company_id,
+            connection_id=connection_id,
+            query=query,
+            continuation_token=continuation,
+        )
+        page = self._call("GET", "list bills", lambda: self._sdk.bills.list(request=request))
+        return [bill_record(bill) for bill in page.results or []], _next_token(page.pagination)
+
+    def list_payment_accounts(
+        self, company_id: str, connection_id: str, continuation: str | None
+    ) -> tuple[list[PaymentAccount], str | None]:
+        """One page of the accounts bills are paid from (payment mapping options), archived ones
+        included so that paying from one is refused for what it is."""
+        request = _request(
+            company_id=company_id,
+            connection_id=connection_id,
+            status_query="status=Active||status=Archived",
+            continuation_token=continuation,
+        )
+        options = self._call(
+            "GET",
+            "list payment accounts",
+            lambda: self._sdk.bill_payments.get_payment_options(request=request),
+        )
+        accounts = [payment_account(a) for a in options.bank_accounts or [] if a and a.id]
+        return accounts, _next_token(options.pagination)
+
+    def create_bill_payment(
+        self,
+        company_id: str,
+        connection_id: str,
+        bill_id: str,
+        *,
+        amount: Decimal,
+        day: date,
+        account_id: str,
+        reference: str | None,
+        currency_rate: Decimal | None,
+        idempotency_key: str,
+    ) -> str | None:
+        """Pay the bill; returns Codat's id for the payment. `idempotency_key` is required: the
+        same key and body on every retry of one payment attempt (billpay.payments)."""
+        prototype: dict[str, Any] = {
+            "amount": amount,
+            "date": f"{day.isoformat()}T00:00:00Z",
+            "account_ref": {"id": account_id},
+        }
+        if reference is not None:
+            prototype["reference"] = reference
+        if currency_rate is not None:
+            prototype["currency_rate"] = currency_rate
+        created = self._call(
+            "POST",
+            "create bill payment",
+            lambda: self._sdk.bill_payments.create(
+                request={
+                    "company_id": company_id,
+                    "connection_id": connection_id,
+                    "bill_id": bill_id,
+                    "idempotency_key": idempotency_key,
+                    "bill_payment_prototype": prototype,
+                }
+            ),
+        )
+        payment_id: str | None = created.id
+        return payment_id
+
     # --- every call ------------------------------------------------------------------------
 
     def _call(self, method: str, operation: str, call: Callable[[], T]) -> T:
@@ -318,6 +394,56 @@ def _connection(connection: Connection) -> CodatConnection:
         platform_key=connection.integration_key,
         link_url=connection.link_url,
     )
+
+
+def bill_record(bill: Bill) -> BillRecord:
+    """Codat's bill as the product keeps it (billpay.bills.models): amounts in the currency's
+    places, dates as days."""
+    return BillRecord.model_validate(
+        {
+            "id": bill.id,
+            "supplierId": bill.supplier_ref.id,
+            "supplierName": _set(bill.supplier_ref.supplier_name),
+            "reference": _set(bill.reference),
+            "issueDate": bill.issue_date[:10],
+            "dueDate": bill.due_date[:10],
+            "currency": bill.currency,
+            "totalAmount": bill.total_amount if bill.total_amount is not None else Decimal(0),
+            "amountDue": _set(bill.amount_due) or Decimal(0),
+            "status": bill.status.value,
+            "sourceModifiedDate": _set(bill.source_modified_date),
+        }
+    )
+
+
+def payment_account(account: BankAccountMappingOption) -> PaymentAccount:
+    return PaymentAccount.model_validate(
+        {
+            "id": account.id,
+            "name": _set(account.name),
+            "accountType": account.account_type.value if account.account_type else None,
+            "accountNumber": _set(account.account_number),
+            "sortCode": _set(account.sort_code),
+            "nominalCode": _set(account.nominal_code),
+            "currency": _set(account.currency),
+            "status": account.status.value if account.status else "Active",
+            "sourceModifiedDate": _set(account.source_modified_date),
+        }
+    )
+
+
+def _set(value: Any) -> Any:
+    """None for a field Codat left out (the SDK's UNSET sentinel)."""
+    return None if value is None or isinstance(value, Unset) else value
+
+
+def _request(**fields: Any) -> dict[str, Any]:
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def _next_token(pagination: Any) -> str | None:
+    token = None if pagination is None else pagination.continuation_token
+    return token or None
 
 
 def _listed(items: list[Any] | None, pagination: Any) -> Listed:

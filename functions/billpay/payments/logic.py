@@ -61,8 +61,8 @@ from billpay.payments.models import (
     PaymentRecord,
     PaymentRequest,
     PaymentStatus,
+    attempt_key,
     execution_name,
-    idempotency_key,
 )
 from billpay.payments.ports import (
     BillPayments,
@@ -334,7 +334,7 @@ def _send_new_attempt(record: PaymentRecord, flow: Workflow, now: datetime) -> S
         return _fail(flow, record, f"no earlier attempt shows on the bill and {reason}", now)
     attempt = Attempt(
         number=number,
-        idempotency_key=idempotency_key(record.company_id, record.payment_id, number),
+        idempotency_key=attempt_key(record.company_id, record.payment_id, number),
         first_sent_at=now,
         last_sent_at=now,
     )
@@ -642,7 +642,7 @@ def _body(record: PaymentRecord) -> PaymentBody:
     intent = record.intent
     return PaymentBody(
         amount=intent.amount,
-        date=intent.date.isoformat(),
+        date=intent.date,
         account_id=intent.account_id,
         reference=intent.reference,
         currency_rate=intent.currency_rate,

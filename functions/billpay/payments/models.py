@@ -40,6 +40,7 @@ from pydantic import (
 )
 
 from billpay.bills.models import BillStatus, RecordId
+from billpay.codat.keys import idempotency_key
 from billpay.core.money import currency_places
 
 # The product's own id for a payment: also what the Idempotency-Keys are derived from.
@@ -53,18 +54,18 @@ MAX_AMOUNT = Decimal("1000000000000")
 RATE_PLACES = 9
 MAX_REFERENCE_LENGTH = 255
 
-# Idempotency-Keys are UUIDs in this namespace, named after the payment and the attempt.
-_KEY_NAMESPACE = uuid.UUID("1b6f0f6e-5a8e-4c55-9a4f-3c3bd2b8a0d1")
+# Execution names are UUIDs in this namespace, named after the payment.
+_EXECUTION_NAMESPACE = uuid.UUID("1b6f0f6e-5a8e-4c55-9a4f-3c3bd2b8a0d1")
 
 
-def idempotency_key(company_id: str, payment_id: str, attempt: int) -> str:
+def attempt_key(company_id: str, payment_id: str, attempt: int) -> str:
     """The Idempotency-Key of one attempt of one payment: the same on every try of the attempt."""
-    return str(uuid.uuid5(_KEY_NAMESPACE, f"{company_id}/{payment_id}/{attempt}"))
+    return idempotency_key(f"payment/{company_id}/{payment_id}/attempt/{attempt}")
 
 
 def execution_name(company_id: str, payment_id: str) -> str:
     """One workflow execution per payment: Step Functions refuses a second with the same name."""
-    return "pay-" + str(uuid.uuid5(_KEY_NAMESPACE, f"{company_id}/{payment_id}"))
+    return "pay-" + str(uuid.uuid5(_EXECUTION_NAMESPACE, f"{company_id}/{payment_id}"))
 
 
 def _exact_decimal(value: object) -> Decimal:

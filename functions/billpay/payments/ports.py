@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Protocol
 
@@ -56,7 +56,7 @@ class PaymentBody:
     """The body of Codat's create-bill-payment, the same on every try."""
 
     amount: Decimal
-    date: str
+    date: date
     account_id: str
     reference: str | None
     currency_rate: Decimal | None

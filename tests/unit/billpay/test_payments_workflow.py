@@ -1,7 +1,7 @@
 """The payment workflow's steps over in-memory ports: exactly one payment whatever Codat answers,
 and a step that dies anywhere resumes without a second one."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -11,7 +11,7 @@ from billpay.codat.errors import CodatRejectedError, CodatUnavailableError
 from billpay.companies.models import CompanyStatus
 from billpay.payments import logic
 from billpay.payments.logic import Intake, Next, PaymentRef, Workflow
-from billpay.payments.models import PaymentRequest, PaymentStatus, idempotency_key
+from billpay.payments.models import PaymentRequest, PaymentStatus, attempt_key
 
 from .fakes import InMemoryCompanies, InMemoryWorkflow, RecordingPublisher
 from .payables_fakes import ready_company
@@ -93,7 +93,7 @@ class World:
 
 
 def key(attempt: int, payment_id: str = "pay-1") -> str:
-    return idempotency_key(COMPANY, payment_id, attempt)
+    return attempt_key(COMPANY, payment_id, attempt)
 
 
 # --- the happy paths ----------------------------------------------------------------------------
@@ -131,7 +131,7 @@ def test_the_body_sent_is_the_intent_exactly():
     run_workflow(world.flow, world.clock, PaymentRef(company_id=COMPANY, payment_id="pay-1"))
     [sent] = world.codat.sent
     assert sent.body.amount == Decimal("12.30")
-    assert sent.body.date == "2026-11-25"
+    assert sent.body.date == date(2026, 11, 25)
     assert sent.body.account_id == "acc-1"
     assert sent.body.reference == "INV-1"
     assert sent.body.currency_rate == Decimal("1.5")
