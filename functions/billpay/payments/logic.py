@@ -221,7 +221,8 @@ class PaymentRef(BaseModel):
 class Workflow:
     payments: PaymentStore
     companies: CompanyRepository
-    codat: CodatPayables
+    # Built on first use: only the steps that call Codat pay for importing its SDK.
+    codat: Callable[[], CodatPayables]
     bill_payments: BillPayments
     events: EventPublisher
     policy: PaymentPolicy
@@ -297,12 +298,12 @@ def check(ref: PaymentRef, flow: Workflow) -> Step:
         connection = Connection.of(flow.company(record), WRITABLE_STATUSES)
     except CompanyNotReadyError as error:
         return _reject(flow, record, f"{error}; nothing was sent", now)
-    bill = flow.codat.fresh_bill(
+    bill = flow.codat().fresh_bill(
         connection, record.bill_id, record.accepted_bill.source_modified_date
     )
     if bill is None:
         return _reject(flow, record, f"Codat has no bill {record.bill_id!r}; nothing was sent", now)
-    problems = payment_problems(record.intent, bill, flow.codat.payment_accounts(connection))
+    problems = payment_problems(record.intent, bill, flow.codat().payment_accounts(connection))
     if problems:
         reason = "; ".join(problem.message for problem in problems)
         return _reject(flow, record, f"{reason} (Codat's copy); nothing was sent", now)
@@ -390,7 +391,7 @@ def _send(
 ) -> Step:
     body = _body(record)
     try:
-        created = flow.codat.pay_bill(connection, record.bill_id, body, attempt.idempotency_key)
+        created = flow.codat().pay_bill(connection, record.bill_id, body, attempt.idempotency_key)
     except CodatRateLimitedError as error:
         wait = max(1, error.retry_after_seconds or DEFAULT_RETRY_AFTER_SECONDS)
         limited = attempt.model_copy(update={"rate_limited": attempt.rate_limited + 1})
@@ -477,7 +478,7 @@ def reconcile(ref: PaymentRef, flow: Workflow) -> Step:
     now = flow.now()
     try:
         connection = Connection.of(flow.company(record), READABLE_STATUSES)
-        bill = flow.codat.fresh_bill(connection, record.bill_id, snapshot.source_modified_date)
+        bill = flow.codat().fresh_bill(connection, record.bill_id, snapshot.source_modified_date)
     except (CodatRetryableError, CompanyNotReadyError) as error:
         return _read_later(flow, record, attempt, f"the bill could not be read ({error})", now)
     shows = what_the_bill_shows(snapshot, bill, record.intent)

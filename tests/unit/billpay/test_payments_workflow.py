@@ -50,7 +50,7 @@ class World:
         self.flow = Workflow(
             payments=self.payments,
             companies=self.companies,
-            codat=self.codat,
+            codat=lambda: self.codat,
             bill_payments=self.on_bill,
             events=self.events,
             policy=policy(**policy_changes),
