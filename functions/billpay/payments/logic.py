@@ -186,6 +186,7 @@ class Next(StrEnum):
 
     CHECK = "Check"
     WAIT_FOR_BILL = "WaitForBill"  # then TakeBill again
+    WAIT_TO_CHECK = "WaitToCheck"  # then Check again
     SUBMIT = "Submit"
     WAIT_FOR_RATE_LIMIT = "WaitForRateLimit"  # then Submit again
     RECONCILE = "Reconcile"
@@ -269,14 +270,12 @@ def take_bill(ref: PaymentRef, flow: Workflow) -> Step:
         ):
             return Step(next=Next.CHECK, status=record.status)
         return Step(next=Next.WAIT_FOR_BILL, status=record.status, wait_seconds=1)
-    waited = (now - record.created_at).total_seconds()
-    if waited >= flow.policy.bill_busy_max_seconds:
+    if _pending_too_long(flow, record, now):
         reason = (
-            f"payment {holder!r} of the same bill was still in flight after "
-            f"{int(waited)} seconds; nothing was sent"
+            f"payment {holder!r} of the same bill was still in flight "
+            f"{flow.policy.max_pending_seconds} seconds after this one was accepted; nothing was sent"
         )
-        flow.save(record, record.moved_to(PaymentStatus.REJECTED, reason, now))
-        return Step(next=Next.FINISH, status=PaymentStatus.REJECTED)
+        return _reject(flow, record, reason, now)
     reason = f"waiting for payment {holder!r} of the same bill to finish"
     if record.reason != reason:
         record = flow.save(record, record.moved_to(PaymentStatus.PENDING, reason, now))
@@ -298,12 +297,16 @@ def check(ref: PaymentRef, flow: Workflow) -> Step:
         connection = Connection.of(flow.company(record), WRITABLE_STATUSES)
     except CompanyNotReadyError as error:
         return _reject(flow, record, f"{error}; nothing was sent", now)
-    bill = flow.codat().fresh_bill(
-        connection, record.bill_id, record.accepted_bill.source_modified_date
-    )
+    try:
+        bill = flow.codat().fresh_bill(
+            connection, record.bill_id, record.accepted_bill.source_modified_date
+        )
+        accounts = flow.codat().payment_accounts(connection) if bill is not None else []
+    except CodatRetryableError as error:
+        return _check_later(flow, record, error, now)
     if bill is None:
         return _reject(flow, record, f"Codat has no bill {record.bill_id!r}; nothing was sent", now)
-    problems = payment_problems(record.intent, bill, flow.codat().payment_accounts(connection))
+    problems = payment_problems(record.intent, bill, accounts)
     if problems:
         reason = "; ".join(problem.message for problem in problems)
         return _reject(flow, record, f"{reason} (Codat's copy); nothing was sent", now)
@@ -312,6 +315,29 @@ def check(ref: PaymentRef, flow: Workflow) -> Step:
     )
     flow.save(record, checked)
     return Step(next=Next.SUBMIT, status=record.status)
+
+
+def _check_later(
+    flow: Workflow, record: PaymentRecord, error: CodatRetryableError, now: datetime
+) -> Step:
+    """Codat could not be read (a 5xx, a timeout, its rate limit): nothing was sent, try later."""
+    if _pending_too_long(flow, record, now):
+        reason = (
+            f"Codat could not be read to check the payment ({error.message}) for "
+            f"{flow.policy.max_pending_seconds} seconds; nothing was sent"
+        )
+        return _fail(flow, record, reason, now)
+    wait = error.retry_after_seconds or flow.policy.read_delay(0)
+    reason = f"Codat could not be read to check the payment ({error.message}): again in {wait} s"
+    flow.save(
+        record,
+        record.model_copy(update={"reason": reason, "correlation_id": error.correlation_id}),
+    )
+    return Step(next=Next.WAIT_TO_CHECK, status=record.status, wait_seconds=wait)
+
+
+def _pending_too_long(flow: Workflow, record: PaymentRecord, now: datetime) -> bool:
+    return (now - record.created_at).total_seconds() >= flow.policy.max_pending_seconds
 
 
 def submit(ref: PaymentRef, flow: Workflow) -> Step:

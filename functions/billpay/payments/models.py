@@ -363,9 +363,11 @@ class PaymentPolicy(BaseModel):
     )
     # Attempts (Idempotency-Keys) before a payment that never shows on the bill is FAILED.
     max_attempts: int = Field(default=2, alias="maxAttempts", ge=1, le=10)
-    # Another payment of the same bill in flight: look again after this long, give up after that.
+    # Another payment of the same bill in flight: look again after this long.
     bill_busy_retry_seconds: int = Field(default=30, alias="billBusyRetrySeconds", ge=1)
-    bill_busy_max_seconds: int = Field(default=4 * 3_600, alias="billBusyMaxSeconds", ge=1)
+    # A payment not sent this long after it was accepted (its bill busy all along, Codat not
+    # answering the check) ends without being sent.
+    max_pending_seconds: int = Field(default=4 * 3_600, alias="maxPendingSeconds", ge=1)
 
     @model_validator(mode="after")
     def _positive_waits(self) -> PaymentPolicy:

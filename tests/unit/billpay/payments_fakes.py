@@ -270,6 +270,7 @@ _STEPS: dict[Next, Callable[[PaymentRef, Workflow], Step]] = {
 }
 _AFTER_WAIT = {
     Next.WAIT_FOR_BILL: logic.take_bill,
+    Next.WAIT_TO_CHECK: logic.check,
     Next.WAIT_FOR_RATE_LIMIT: logic.submit,
     Next.WAIT_TO_RECONCILE: logic.reconcile,
 }

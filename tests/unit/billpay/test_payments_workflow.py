@@ -7,7 +7,11 @@ from decimal import Decimal
 import pytest
 
 from billpay.bills.models import AccountStatus, BillStatus
-from billpay.codat.errors import CodatRejectedError, CodatUnavailableError
+from billpay.codat.errors import (
+    CodatRateLimitedError,
+    CodatRejectedError,
+    CodatUnavailableError,
+)
 from billpay.companies.models import CompanyStatus
 from billpay.payments import logic
 from billpay.payments.logic import Intake, Next, PaymentRef, Workflow
@@ -195,6 +199,30 @@ def test_codat_refusing_the_payment_is_rejected_with_its_correlation_id():
     assert "Codat refused attempt 1 (400)" in record.reason
     assert record.correlation_id == "corr-400"
     assert world.codat.payments == []
+
+
+def test_a_check_codat_cannot_answer_now_is_done_again_later():
+    world = World()
+    world.codat.read_faults = [
+        CodatRateLimitedError("429", status=429, retry_after_seconds=20),
+        CodatUnavailableError("503", status=503),
+    ]
+    _, run = world.pay()
+    assert world.record().status is PaymentStatus.PAID
+    waits = [s.wait_seconds for _, s in run.steps if s.next is Next.WAIT_TO_CHECK]
+    assert waits == [20, 10]
+    assert len(world.codat.payments) == 1
+
+
+def test_a_check_codat_never_answers_ends_failed_with_nothing_sent():
+    world = World(max_pending_seconds=3600)
+    world.codat.read_faults = [CodatUnavailableError("503", status=503)] * 1000
+    world.pay()
+    record = world.record()
+    assert record.status is PaymentStatus.FAILED
+    assert "could not be read" in record.reason
+    assert world.codat.sent == []
+    assert world.events.events[0].DETAIL_TYPE == "PaymentFailed"
 
 
 # --- rate limits ------------------------------------------------------------------------------
@@ -459,7 +487,7 @@ def test_a_second_payment_of_the_bill_waits_for_the_first_then_is_checked_afresh
 
 
 def test_a_bill_held_too_long_rejects_the_waiting_payment():
-    world = World(bill_busy_max_seconds=600, bill_busy_retry_seconds=60)
+    world = World(max_pending_seconds=600, bill_busy_retry_seconds=60)
     first = world.accept("pay-1", "10.00")
     second = world.accept("pay-2", "10.00")
     logic.take_bill(first, world.flow)
