@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -215,3 +215,82 @@ class PaymentAccount(SyncedRecord):
 def utc(moment: datetime) -> datetime:
     """Codat's dates carry an offset, or none (then they are UTC)."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# -- what the product sends to create or change records through Codat ------------------------------
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Amount = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=18, decimal_places=4)]
+
+
+class _Draft(BaseModel):
+    # A misspelt field is refused, not silently dropped.
+    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="forbid")
+
+
+class SupplierDraft(_Draft):
+    """A whole supplier. Codat's supplier update replaces the record: every field is sent, and a
+    field left out of an update would be deleted in the accounting software (see
+    `billpay.bills.rules.check_supplier_update`)."""
+
+    name: Text = Field(alias="supplierName")
+    contact_name: Text | None = Field(default=None, alias="contactName")
+    email_address: Text | None = Field(default=None, alias="emailAddress")
+    phone: Text | None = None
+    addresses: tuple[Address, ...] = ()
+    status: SupplierStatus = SupplierStatus.ACTIVE
+    default_currency: CurrencyCode | None = Field(default=None, alias="defaultCurrency")
+
+
+class BillLine(_Draft):
+    description: Text | None = None
+    unit_amount: Amount = Field(alias="unitAmount")
+    quantity: Amount = Decimal(1)
+    tax_amount: Amount = Field(default=Decimal(0), alias="taxAmount")
+    # Ids from Codat's bill mapping options (the chart of accounts and tax rates).
+    account_id: RecordId = Field(alias="accountId")
+    tax_rate_id: RecordId | None = Field(default=None, alias="taxRateId")
+
+
+class BillDraft(_Draft):
+    """A bill as the product captures it; Codat works out its total from the lines."""
+
+    supplier_id: RecordId = Field(alias="supplierId")
+    reference: Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)] | None = (
+        None
+    )
+    issue_date: date = Field(alias="issueDate")
+    due_date: date = Field(alias="dueDate")
+    currency: CurrencyCode
+    currency_rate: Amount | None = Field(default=None, alias="currencyRate")
+    # Payments make a bill PartiallyPaid or Paid; a bill is written Open or Draft.
+    status: Literal[BillStatus.OPEN, BillStatus.DRAFT] = BillStatus.OPEN
+    line_items: tuple[BillLine, ...] = Field(alias="lineItems", min_length=1)
+
+    @model_validator(mode="after")
+    def _due_after_issue(self) -> BillDraft:
+        if self.due_date < self.issue_date:
+            raise ValueError("dueDate is before issueDate")
+        return self
+
+
+class BankAccountDraft(_Draft):
+    name: Text
+    account_type: Literal["Credit", "Debit"] = Field(default="Debit", alias="accountType")
+    account_number: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)
+    ] = Field(alias="accountNumber")
+    sort_code: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] | None = (
+        Field(default=None, alias="sortCode")
+    )
+    nominal_code: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] | None = (
+        Field(default=None, alias="nominalCode")
+    )
+    currency: CurrencyCode
+
+
+class Attachment(_Model):
+    attachment_id: str = Field(alias="id")
+    name: str | None = None
+    content_type: str | None = Field(default=None, alias="contentType")
+    file_size: int | None = Field(default=None, alias="fileSize")

@@ -15,7 +15,6 @@ from typing import Generic, Protocol, TypeVar
 from billpay.bills.models import (
     BillRecord,
     BillStatus,
-    Connection,
     PaymentAccount,
     SupplierRecord,
     SyncedRecord,
@@ -39,35 +38,23 @@ class Page(Generic[R]):
     next_token: str | None
 
 
-class SourceBusy(Exception):
-    """Codat cannot answer now but will: 409 (data set still syncing) or 429 (rate limit).
+class PayablesSource(Protocol):
+    """Codat's lists, one page per call (`billpay.codat.client.CodatClient` implements it).
 
-    The caller waits `retry_after_seconds` and asks again with the same cursor.
+    Failures are billpay.codat.errors: rate limited and still syncing are waited out; a
+    continuation token Codat refuses (CodatRejectedError) restarts the listing.
     """
 
-    def __init__(self, reason: str, retry_after_seconds: int) -> None:
-        super().__init__(f"{reason} (retry after {retry_after_seconds}s)")
-        self.reason = reason
-        self.retry_after_seconds = retry_after_seconds
-
-
-class ContinuationRejected(Exception):
-    """Codat no longer accepts a continuation token (expired or from another listing)."""
-
-
-class PayablesSource(Protocol):
-    """Codat's lists. Transient failures raise the Codat adapter's retryable error."""
-
-    def bills(
-        self, connection: Connection, query: str, continuation: str | None
+    def list_bills(
+        self, company_id: str, connection_id: str, query: str, continuation: str | None
     ) -> Page[BillRecord]: ...
 
-    def suppliers(
-        self, connection: Connection, query: str | None, continuation: str | None
+    def list_suppliers(
+        self, company_id: str, connection_id: str, query: str | None, continuation: str | None
     ) -> Page[SupplierRecord]: ...
 
-    def payment_accounts(
-        self, connection: Connection, continuation: str | None
+    def list_payment_accounts(
+        self, company_id: str, connection_id: str, continuation: str | None
     ) -> Page[PaymentAccount]: ...
 
 

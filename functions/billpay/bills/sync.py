@@ -40,13 +40,11 @@ from billpay.bills.models import (
     PaymentAccount,
     SyncedRecord,
 )
-from billpay.bills.ports import (
-    ContinuationRejected,
-    DataType,
-    Page,
-    PayablesSource,
-    PayablesStore,
-    SourceBusy,
+from billpay.bills.ports import DataType, Page, PayablesSource, PayablesStore
+from billpay.codat.errors import (
+    CodatRateLimitedError,
+    CodatRejectedError,
+    CodatStillSyncingError,
 )
 from billpay.companies.models import CompanyId
 from billpay.companies.ports import CompanyRepository
@@ -126,6 +124,8 @@ class SyncCursor(BaseModel):
     # > 0: wait this long before the next step (Codat busy); busy_waits counts them in a row.
     wait_seconds: int = Field(default=0, alias="waitSeconds")
     busy_waits: int = Field(default=0, alias="busyWaits")
+    # This phase was listed again from its start after Codat refused a continuation token.
+    restarted: bool = False
 
     @property
     def done(self) -> bool:
@@ -184,21 +184,25 @@ def sync_step(
     while not cursor.done and not budget.exhausted():
         try:
             cursor = _read_page(cursor, connection, source, store, now)
-        except SourceBusy as busy:
+        except (CodatRateLimitedError, CodatStillSyncingError) as busy:
+            # Rate limited (the throttle holds) or the data set is still syncing: wait, then
+            # ask for the same page again.
             if cursor.busy_waits >= MAX_BUSY_WAITS:
                 raise SyncStalledError(
-                    f"Codat stayed busy for {cursor.busy_waits} waits in a row: {busy}"
+                    f"Codat stayed busy for {cursor.busy_waits} waits in a row: {busy.message}"
                 ) from busy
             wait = busy.retry_after_seconds or DEFAULT_BUSY_WAIT_SECONDS
             return cursor.model_copy(
                 update={"wait_seconds": wait, "busy_waits": cursor.busy_waits + 1}
             )
-        except ContinuationRejected:
-            if cursor.continuation is None:
+        except CodatRejectedError:
+            if cursor.continuation is None or cursor.restarted:
                 raise
-            # The token outlived Codat's patience: list the phase again from its start. What was
-            # stored stays; re-reading it writes nothing.
-            cursor = cursor.model_copy(update={"continuation": None, "accounts": ()})
+            # Codat refused the continuation token (it does not keep them forever): list the
+            # phase again from its start, once. What was stored stays; re-reading writes nothing.
+            cursor = cursor.model_copy(
+                update={"continuation": None, "accounts": (), "restarted": True}
+            )
     return cursor
 
 
@@ -235,15 +239,16 @@ def _read_page(
 ) -> SyncCursor:
     phase = cursor.phase
     page: Page[Any]
+    ids = connection.codat_company_id, connection.connection_id
     if phase is DataType.SUPPLIERS:
         query = suppliers_query(cursor.since[DataType.SUPPLIERS])
-        page = source.suppliers(connection, query, cursor.continuation)
+        page = source.list_suppliers(*ids, query, cursor.continuation)
     elif phase is DataType.BILLS:
-        page = source.bills(
-            connection, bills_query(cursor.since[DataType.BILLS]), cursor.continuation
+        page = source.list_bills(
+            *ids, bills_query(cursor.since[DataType.BILLS]), cursor.continuation
         )
     elif phase is DataType.PAYMENT_ACCOUNTS:
-        page = source.payment_accounts(connection, cursor.continuation)
+        page = source.list_payment_accounts(*ids, cursor.continuation)
     else:  # pragma: no cover - the loop stops at None
         raise AssertionError(phase)
     records: tuple[SyncedRecord, ...] = page.records
@@ -299,6 +304,7 @@ def _finish_phase(cursor: SyncCursor, store: PayablesStore, now: datetime) -> Sy
             "phase_started_at": now,
             "continuation": None,
             "high_water": None,
+            "restarted": False,
         }
     )
 

@@ -31,10 +31,11 @@ class CodatPayablesAdapter:
         query = bills_query(modified_since)
         token: str | None = None
         for _ in range(MAX_BILL_PAGES):
-            bills, token = self._client.list_bills(
+            page = self._client.list_bills(
                 connection.codat_company_id, connection.connection_id, query, token
             )
-            found = next((bill for bill in bills if bill.bill_id == bill_id), None)
+            found = next((bill for bill in page.records if bill.bill_id == bill_id), None)
+            token = page.next_token
             if found is not None or token is None:
                 return found
         raise CodatUnexpectedResponseError(
@@ -46,10 +47,11 @@ class CodatPayablesAdapter:
         accounts: list[PaymentAccount] = []
         token: str | None = None
         for _ in range(MAX_ACCOUNT_PAGES):
-            page, token = self._client.list_payment_accounts(
+            page = self._client.list_payment_accounts(
                 connection.codat_company_id, connection.connection_id, token
             )
-            accounts.extend(page)
+            accounts.extend(page.records)
+            token = page.next_token
             if token is None:
                 return accounts
         raise CodatUnexpectedResponseError(
@@ -68,6 +70,6 @@ class CodatPayablesAdapter:
             account_id=body.account_id,
             reference=body.reference,
             currency_rate=body.currency_rate,
-            idempotency_key=idempotency_key,
+            key=idempotency_key,
         )
         return CreatedPayment(id=payment_id)

@@ -12,19 +12,13 @@ from decimal import Decimal
 from billpay.bills.models import (
     BillRecord,
     BillStatus,
-    Connection,
     PaymentAccount,
     SupplierRecord,
     SupplierStatus,
     SyncedRecord,
 )
-from billpay.bills.ports import (
-    ContinuationRejected,
-    DataType,
-    Page,
-    SaveResult,
-    SourceBusy,
-)
+from billpay.bills.ports import DataType, Page, SaveResult
+from billpay.codat.errors import CodatRateLimitedError, CodatRejectedError, CodatStillSyncingError
 from billpay.companies.models import CompanyRecord, CompanyStatus
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -101,17 +95,17 @@ class FakeCodat:
     def put_supplier(self, record: SupplierRecord) -> None:
         self.suppliers[record.supplier_id] = (next(self._seq), record)
 
-    def bill_list(self, connection: Connection, query: str, continuation: str | None):
+    def bill_list(self, query: str, continuation: str | None):
         self._called("bills", query, continuation)
         statuses = set(BillStatus) if "status=" in query else CODAT_DEFAULT_BILL_STATUSES
         rows = [row for row in self.bills.values() if row[1].status in statuses]
         return self._page(rows, query, continuation)
 
-    def supplier_list(self, connection: Connection, query: str | None, continuation: str | None):
+    def supplier_list(self, query: str | None, continuation: str | None):
         self._called("suppliers", query, continuation)
         return self._page(list(self.suppliers.values()), query, continuation)
 
-    def payment_account_list(self, connection: Connection, continuation: str | None):
+    def payment_account_list(self, continuation: str | None):
         self._called("paymentAccounts", None, continuation)
         start = int(continuation or 0)
         chunk = self.accounts[start : start + self.page_size]
@@ -129,7 +123,7 @@ class FakeCodat:
         if continuation is not None:
             seq, _, token_query = continuation.partition("|")
             if token_query != (query or ""):
-                raise ContinuationRejected(continuation)
+                raise CodatRejectedError("The continuation token is not valid.", status=400)
             after = int(seq)
         rows = sorted(
             (seq, r)
@@ -144,19 +138,19 @@ class FakeCodat:
 
 
 class FakeSource:
-    """FakeCodat as a PayablesSource."""
+    """FakeCodat as a PayablesSource (the CodatClient's listing methods)."""
 
     def __init__(self, codat: FakeCodat) -> None:
         self.codat = codat
 
-    def bills(self, connection, query, continuation):
-        return self.codat.bill_list(connection, query, continuation)
+    def list_bills(self, company_id, connection_id, query, continuation):
+        return self.codat.bill_list(query, continuation)
 
-    def suppliers(self, connection, query, continuation):
-        return self.codat.supplier_list(connection, query, continuation)
+    def list_suppliers(self, company_id, connection_id, query, continuation):
+        return self.codat.supplier_list(query, continuation)
 
-    def payment_accounts(self, connection, continuation):
-        return self.codat.payment_account_list(connection, continuation)
+    def list_payment_accounts(self, company_id, connection_id, continuation):
+        return self.codat.payment_account_list(continuation)
 
 
 def _since(query: str | None) -> datetime | None:
@@ -166,8 +160,10 @@ def _since(query: str | None) -> datetime | None:
     return datetime.fromisoformat(match.group(1).replace("Z", "+00:00"))
 
 
-def busy(reason: str = "409 still syncing", seconds: int = 30) -> SourceBusy:
-    return SourceBusy(reason, seconds)
+def busy(reason: str = "409", seconds: int | None = None):
+    if reason == "429":
+        return CodatRateLimitedError("rate limited", status=429, retry_after_seconds=seconds)
+    return CodatStillSyncingError("The data set is still syncing.", status=409)
 
 
 @dataclass

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from billpay.bills.models import BillStatus, CompanyNotReadyError
-from billpay.bills.ports import ContinuationRejected, DataType
+from billpay.bills.ports import DataType
 from billpay.bills.sync import (
     MAX_BUSY_WAITS,
     OVERLAP,
@@ -17,6 +17,7 @@ from billpay.bills.sync import (
     plan_sync,
     sync_step,
 )
+from billpay.codat.errors import CodatRejectedError
 from billpay.companies.models import CompanyStatus
 from billpay.core.errors import NotFoundError
 
@@ -175,7 +176,7 @@ def test_a_step_that_dies_is_retried_from_the_cursor_before_it():
 def test_codat_busy_makes_the_step_ask_for_a_wait_and_resume_at_the_same_page():
     world = World(bills=250)
     cursor = world.step(world.plan(), Pages(2))
-    world.codat.faults = [busy("429 rate limited", 7)]
+    world.codat.faults = [busy("429", 7)]
     waiting = world.step(cursor)
     assert waiting.wait_seconds == 7
     assert waiting.continuation == cursor.continuation
@@ -203,16 +204,28 @@ def test_a_rejected_continuation_token_restarts_the_phase_and_loses_nothing():
     cursor = world.step(world.plan(), Pages(2))
     assert cursor.phase is DataType.BILLS
     assert cursor.continuation
-    world.codat.faults = [ContinuationRejected("expired")]
+    world.codat.faults = [CodatRejectedError("expired", status=400)]
     done = world.step(cursor)
     assert done.done
     assert len(world.store.bills_of("smb-1")) == 250
 
 
+def test_a_continuation_token_refused_twice_is_an_error():
+    world = World(bills=250)
+    cursor = world.step(world.plan(), Pages(2))
+    world.codat.faults = [CodatRejectedError("expired", status=400)]
+    cursor = world.step(cursor, Pages(2))  # restarted, then the first page again
+    assert cursor.restarted
+    assert cursor.continuation
+    world.codat.faults = [CodatRejectedError("expired", status=400)]
+    with pytest.raises(CodatRejectedError):
+        world.step(cursor)
+
+
 def test_a_rejected_first_page_is_an_error():
     world = World(bills=5)
-    world.codat.faults = [ContinuationRejected("no")]
-    with pytest.raises(ContinuationRejected):
+    world.codat.faults = [CodatRejectedError("no", status=400)]
+    with pytest.raises(CodatRejectedError):
         world.step(world.plan())
 
 
