@@ -15,6 +15,13 @@ CREATE_CODAT_COMPANY_HANDLER = "billpay.onboarding.codat_handlers.create_codat_c
 CREATE_CONNECTION_HANDLER = "billpay.onboarding.codat_handlers.create_connection"
 RECONCILE_HANDLER = "billpay.onboarding.codat_handlers.reconcile"
 LOAD_COMPANY_DATA_HANDLER = "billpay.onboarding.codat_handlers.load_company_data"
+# The payment state machine's steps (Check, Submit and Reconcile import the SDK when they run).
+TAKE_BILL_HANDLER = "billpay.payments.handlers.take_bill"
+CHECK_PAYMENT_HANDLER = "billpay.payments.handlers.check"
+SUBMIT_PAYMENT_HANDLER = "billpay.payments.handlers.submit"
+RECONCILE_PAYMENT_HANDLER = "billpay.payments.handlers.reconcile"
+FINISH_PAYMENT_HANDLER = "billpay.payments.handlers.finish"
+GIVE_UP_PAYMENT_HANDLER = "billpay.payments.handlers.give_up"
 
 # Environment variable names the functions read (validated by billpay.core.settings).
 ENV_COMPANIES_TABLE = "COMPANIES_TABLE"
@@ -23,6 +30,10 @@ ENV_CODAT_BASE_URL = "CODAT_BASE_URL"
 ENV_CODAT_API_KEY_SECRET_ARN = "CODAT_API_KEY_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
 ENV_EVENT_BUS_NAME = "EVENT_BUS_NAME"
 ENV_STAGE = "STAGE"
+ENV_PAYMENTS_TABLE = "PAYMENTS_TABLE"
+ENV_PAYABLES_TABLE = "PAYABLES_TABLE"
+ENV_PAYMENT_STATE_MACHINE_ARN = "PAYMENT_STATE_MACHINE_ARN"
+ENV_PAYMENT_POLICY = "PAYMENT_POLICY"
 
 # CloudFormation output ids (stable: the local cloud, tests and operators read them).
 OUTPUT_API_URL = "ApiUrl"
@@ -31,7 +42,11 @@ OUTPUT_ONBOARDING_STATE_MACHINE_ARN = "OnboardingStateMachineArn"
 OUTPUT_EVENT_BUS_NAME = "EventBusName"
 OUTPUT_CODAT_API_KEY_SECRET_ARN = "CodatApiKeySecretArn"  # noqa: S105 - an output id, not a secret
 OUTPUT_ALARM_TOPIC_ARN = "AlarmTopicArn"
+OUTPUT_PAYMENTS_TABLE = "PaymentsTableName"
+OUTPUT_PAYMENT_STATE_MACHINE_ARN = "PaymentStateMachineArn"
 
 # Paths of the product backend API.
 ROUTE_COMPANIES = "companies"
 ROUTE_RELINK = "relink"
+ROUTE_BILLS = "bills"
+ROUTE_PAYMENTS = "payments"
