@@ -43,6 +43,7 @@ OUTPUT_EVENT_BUS_NAME = "EventBusName"
 OUTPUT_CODAT_API_KEY_SECRET_ARN = "CodatApiKeySecretArn"  # noqa: S105 - an output id, not a secret
 OUTPUT_ALARM_TOPIC_ARN = "AlarmTopicArn"
 OUTPUT_PAYMENTS_TABLE = "PaymentsTableName"
+OUTPUT_PAYABLES_TABLE = "PayablesTableName"
 OUTPUT_PAYMENT_STATE_MACHINE_ARN = "PaymentStateMachineArn"
 
 # Paths of the product backend API.

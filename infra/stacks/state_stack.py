@@ -34,4 +34,5 @@ class StateStack(Stack):
         CfnOutput(
             self, constants.OUTPUT_CODAT_API_KEY_SECRET_ARN, value=self.secrets.api_key.secret_arn
         )
+        CfnOutput(self, constants.OUTPUT_PAYABLES_TABLE, value=self.payables.table.table_name)
         CfnOutput(self, constants.OUTPUT_PAYMENTS_TABLE, value=self.payments.table.table_name)
