@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from benchmarks import packaging
+from benchmarks import packaging, payments
 
 
 def main() -> None:
     print("## Packaging and cold start\n")
     packaging.main()
+    print("\n## Paying a bill\n")
+    payments.main([])
 
 
 if __name__ == "__main__":

@@ -13,10 +13,11 @@ writes them (its repositories, the Codat adapter reading the emulator); nothing 
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -233,6 +234,33 @@ def _copy_payables(product: ProductCloud, smb: Smb) -> None:
     copy.save_newer(smb.company_id, bills.records)
     accounts = codat.list_payment_accounts(smb.codat_company_id, smb.connection_id, None)
     copy.replace_payment_accounts(smb.company_id, accounts.records, datetime.now(UTC))
+
+
+@contextlib.contextmanager
+def paid_record_lost_once() -> Iterator[list[str]]:
+    """The first write of a PAID payment record with Codat's payment id fails: the Submit
+    invocation dies after Codat answered and before the answer is recorded (moto in-process
+    refuses the DynamoDB write). Yields the ids of the payments it happened to."""
+    from moto.dynamodb.exceptions import MockValidationException
+    from moto.dynamodb.models import DynamoDBBackend
+
+    original = DynamoDBBackend.put_item
+    lost: list[str] = []
+
+    def put_item(
+        self: Any, table_name: str, item_attrs: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        paid = item_attrs.get("status", {}).get("S") == "PAID"
+        if paid and "codatPaymentId" in item_attrs and not lost:
+            lost.append(item_attrs["paymentId"]["S"])
+            raise MockValidationException("injected: the Lambda died before recording")
+        return original(self, table_name, item_attrs, *args, **kwargs)
+
+    DynamoDBBackend.put_item = put_item  # type: ignore[method-assign]
+    try:
+        yield lost
+    finally:
+        DynamoDBBackend.put_item = original  # type: ignore[method-assign]
 
 
 def wait_until(predicate: Any, timeout: float = 60, every: float = 0.1) -> None:

@@ -21,7 +21,14 @@ import pytest
 from billpay.companies.models import CompanyStatus
 from billpay.companies.repository import DynamoCompanyRepository
 from billpay.payments.models import PaymentPolicy
-from localcloud.payments import Smb, emulator_limits, ready_smb, set_payment_policy, wait_until
+from localcloud.payments import (
+    Smb,
+    emulator_limits,
+    paid_record_lost_once,
+    ready_smb,
+    set_payment_policy,
+    wait_until,
+)
 from localcloud.product import ProductCloud, running_product
 
 WINDOW = 15
@@ -217,26 +224,8 @@ def test_a_replayed_500_is_never_followed_by_a_new_key_inside_the_window(smb):
 
 @pytest.fixture
 def record_write_fails_once():
-    """The payment's PAID record cannot be written once: the Submit invocation dies after Codat
-    answered and before the answer is recorded (DynamoDB refuses the write, moto in-process)."""
-    from moto.dynamodb.exceptions import MockValidationException
-    from moto.dynamodb.models import DynamoDBBackend
-
-    original = DynamoDBBackend.put_item
-    failed: list[str] = []
-
-    def put_item(self, table_name, item_attrs, *args, **kwargs):
-        status = item_attrs.get("status", {}).get("S")
-        if status == "PAID" and "codatPaymentId" in item_attrs and not failed:
-            failed.append(item_attrs["paymentId"]["S"])
-            raise MockValidationException("injected: the Lambda died before recording")
-        return original(self, table_name, item_attrs, *args, **kwargs)
-
-    DynamoDBBackend.put_item = put_item
-    try:
-        yield failed
-    finally:
-        DynamoDBBackend.put_item = original
+    with paid_record_lost_once() as lost:
+        yield lost
 
 
 def test_dying_between_codats_answer_and_the_record_resumes_to_paid_without_a_second_payment(
