@@ -14,8 +14,8 @@ from infra.constructs.common import table_reference
 from infra.constructs.functions import FunctionFactory
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.onboarding import OnboardingWorkflow, codat_environment
-from infra.constructs.webhooks import CodatWebhooks
 from infra.constructs.payments import PaymentWorkflow, grant_bill_payments
+from infra.constructs.webhooks import CodatWebhooks
 from infra.stacks.state_stack import StateStack
 
 

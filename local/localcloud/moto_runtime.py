@@ -329,7 +329,6 @@ def install_patches() -> None:
         retrier_decl.time = _ScaledSleepTime()  # type: ignore[attr-defined]
         sqs_models.Queue.add_message = sqs_poller.hide_mappings_from_send  # type: ignore[method-assign]
 
-
         dynamodb_models.copy = _CopyExceptTables  # type: ignore[attr-defined,assignment]
         dynamodb_models.DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
         _patches_installed = True

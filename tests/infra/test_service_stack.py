@@ -112,7 +112,14 @@ def _methods_of(template, api_prefix):
 
 def test_product_api_is_iam_authorized_validated_logged_throttled_and_behind_waf(dev):
     methods = _methods_of(dev.service, "ProductApi")
-    assert sorted(m["HttpMethod"] for m in methods) == ["DELETE", "GET", "GET", "POST", "POST", "POST"]
+    assert sorted(m["HttpMethod"] for m in methods) == [
+        "DELETE",
+        "GET",
+        "GET",
+        "POST",
+        "POST",
+        "POST",
+    ]
     for method in methods:
         assert method["AuthorizationType"] == "AWS_IAM"
         assert "RequestValidatorId" in method
@@ -300,7 +307,7 @@ def test_alarms_notify_an_encrypted_topic(dev):
     # every function's errors, each machine's failed + timed out, the API's 5xx; for webhooks: DLQ
     # depth and age, queue age, 4xx rate, 5xx, signatures, the secret (the webhook functions'
     # errors are among "every function's")
-    assert len(alarms) == 1 + len(_STEPS) + len(PAYMENT_STEPS) + 2 + 2 * 2 + 1 + 9
+    assert len(alarms) == 1 + len(_STEPS) + len(PAYMENT_STEPS) + 2 * 2 + 1 + 9
     (topic_id,) = dev.service.find_resources("AWS::SNS::Topic")
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]

@@ -584,8 +584,6 @@ def test_stopping_an_execution_parked_on_a_task_token_ends_it_at_once():
     assert entered == ["Park"]
 
 
-
-
 def _table_with_items(dynamodb, count):
     dynamodb.create_table(
         TableName="t",
