@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks import onboarding_cost, packaging, webhook_ingress
+from benchmarks import onboarding_cost, packaging, payments, webhook_ingress
 
 
 def main() -> None:
@@ -12,6 +12,8 @@ def main() -> None:
     webhook_ingress.main()
     print("\n## One onboarding: Codat calls, transitions, Lambda invocations\n")
     onboarding_cost.main()
+    print("\n## Paying a bill\n")
+    payments.main([])
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from moto import mock_aws
 from moto.awslambda import models as lambda_models
 from moto.awslambda_simple import models as lambda_simple_models
 from moto.cloudformation import parsing as cfn_parsing
+from moto.dynamodb import models as dynamodb_models
 from moto.events import models as events_models
 from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions import responses as sfn_responses
@@ -121,6 +122,10 @@ def test_install_patches_replaces_exactly_the_documented_attributes():
     assert isinstance(retrier_decl.time, moto_runtime._ScaledSleepTime)
     assert SfnEnvironment.set_stop is moto_runtime._set_stop
     assert SfnEnvironment.set_error is moto_runtime._set_error
+    assert dynamodb_models.copy is moto_runtime._CopyExceptTables
+    assert (
+        dynamodb_models.DynamoDBBackend.transact_write_items is moto_runtime._transact_write_items
+    )
 
 
 def test_the_internals_the_patches_replace_have_the_shape_they_were_written_for():
@@ -148,6 +153,11 @@ def test_the_internals_the_patches_replace_have_the_shape_they_were_written_for(
     # StopExecution wakes parked tasks through the callback pool's endpoints.
     assert "callback_pool_manager" in inspect.getsource(SfnEnvironment.__init__)
     assert callable(CallbackEndpoint.interrupt_all)
+    # Patch 10: moto backs a transaction up through the module's `copy`, table by table, and
+    # restores `self.tables[...]` from that backup (a no-op once the backup is the table itself).
+    transact = inspect.getsource(moto_runtime._original_transact_write_items)
+    assert "copy.deepcopy(\n                    self.tables[table_name]" in transact
+    assert "self.tables[table_name] = original_table_state[table_name]" in transact
     # deploy.py asks this map which resource types moto's CloudFormation can create.
     assert "AWS::Lambda::Function" in cfn_parsing.get_model_map()
 
@@ -572,3 +582,80 @@ def test_stopping_an_execution_parked_on_a_task_token_ends_it_at_once():
         ]
     assert description["status"] == "ABORTED"
     assert entered == ["Park"]
+
+
+def _table_with_items(dynamodb, count):
+    dynamodb.create_table(
+        TableName="t",
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for n in range(count):
+        dynamodb.put_item(
+            TableName="t", Item={"pk": {"S": "p"}, "sk": {"S": f"{n}"}, "v": {"N": "0"}}
+        )
+
+
+def _update(n, condition="attribute_exists(sk)"):
+    return {
+        "Update": {
+            "TableName": "t",
+            "Key": {"pk": {"S": "p"}, "sk": {"S": f"{n}"}},
+            "UpdateExpression": "SET v = :one",
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": {":one": {"N": "1"}},
+        }
+    }
+
+
+def test_a_cancelled_transaction_is_rolled_back_from_the_items_it_touched():
+    with moto_runtime.in_process_moto():
+        dynamodb = boto3.client("dynamodb")
+        _table_with_items(dynamodb, 3)
+        put_new = {"Put": {"TableName": "t", "Item": {"pk": {"S": "p"}, "sk": {"S": "new"}}}}
+        failing = _update(2, "v = :one")  # v is 0: the condition fails
+        with pytest.raises(dynamodb.exceptions.TransactionCanceledException) as cancelled:
+            dynamodb.transact_write_items(TransactItems=[_update(0), put_new, failing])
+        codes = [r["Code"] for r in cancelled.value.response["CancellationReasons"]]
+        assert codes == ["None", "None", "ConditionalCheckFailed"]
+        items = dynamodb.scan(TableName="t")["Items"]
+        # The update before the failure is undone and the new item is gone: all or nothing.
+        assert sorted((i["sk"]["S"], i["v"]["N"]) for i in items) == [
+            ("0", "0"),
+            ("1", "0"),
+            ("2", "0"),
+        ]
+        # A transaction that succeeds is applied whole.
+        dynamodb.transact_write_items(TransactItems=[_update(0), _update(1), put_new])
+        items = {
+            i["sk"]["S"]: i.get("v", {}).get("N") for i in dynamodb.scan(TableName="t")["Items"]
+        }
+        assert items == {"0": "1", "1": "1", "2": "0", "new": None}
+
+
+def test_a_transaction_does_not_copy_the_table():
+    with moto_runtime.in_process_moto():
+        dynamodb = boto3.client("dynamodb")
+        _table_with_items(dynamodb, 300)
+        copied = []
+        original = moto_runtime._CopyExceptTables.deepcopy
+
+        def counting(value, memo=None):
+            copied.append(type(value).__name__)
+            return original(value, memo)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(moto_runtime._CopyExceptTables, "deepcopy", staticmethod(counting))
+            dynamodb.transact_write_items(TransactItems=[_update(n) for n in range(100)])
+        # moto asked for a table copy per action and got the table itself back; what is really
+        # copied is one item per action (update_item keeps the old item for ReturnValues).
+        assert copied.count("Table") == 100
+        assert copied.count("Item") == 100
+        assert set(copied) == {"Table", "Item"}

@@ -5,6 +5,8 @@
 | GET /companies/{companyId} | the company's state |
 | POST /companies/{companyId}/relink | a new Link for a disconnected, expired or failed company (202) |
 | DELETE /companies/{companyId} | offboard: unlink at Codat, keep the data readable (200) |
+| POST /companies/{companyId}/bills/{billId}/payments | pay the bill, exactly once (202) |
+| GET /companies/{companyId}/bills/{billId}/payments/{paymentId} | the payment's state |
 
 Every route parses its body the same way (`_body`): a body the API cannot parse is a 400, a
 content type other than JSON a 415. Codat is called only by DELETE, and its SDK is imported only
@@ -18,6 +20,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from http import HTTPStatus
 from typing import Any, TypeVar
 
@@ -26,6 +29,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ValidationError
 
 from billpay.api.models import CompanyView
+from billpay.bills.models import RECORD_ID_PATTERN, CompanyNotReadyError
+from billpay.bills.repository import DynamoPayablesRepository
 from billpay.codat.errors import CodatError, CodatRateLimitedError, CodatUnavailableError
 from billpay.companies.models import COMPANY_ID_PATTERN
 from billpay.companies.ports import CompanyRepository
@@ -38,9 +43,14 @@ from billpay.onboarding import logic as onboarding
 from billpay.onboarding.models import StartOnboarding
 from billpay.onboarding.ports import Codat, WorkflowStarter
 from billpay.onboarding.workflow import StepFunctionsWorkflow
+from billpay.payments import logic as payments
+from billpay.payments.models import PAYMENT_ID_PATTERN, PaymentRequest, PaymentView
+from billpay.payments.repository import DynamoPaymentStore
 
 app = APIGatewayRestResolver()
 _COMPANY_ID = re.compile(COMPANY_ID_PATTERN)
+_BILL_ID = re.compile(RECORD_ID_PATTERN)
+_PAYMENT_ID = re.compile(PAYMENT_ID_PATTERN)
 JSON_MEDIA_TYPE = "application/json"
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -51,6 +61,7 @@ class ApiDependencies:
     onboarding: WorkflowStarter
     # Built on first use: only offboarding calls Codat.
     codat: Callable[[], Codat]
+    payments: payments.Intake | None = None
 
 
 def _codat() -> Codat:
@@ -64,10 +75,26 @@ def default_dependencies() -> ApiDependencies:
     config = settings()
     if not config.onboarding_state_machine_arn:
         raise RuntimeError("ONBOARDING_STATE_MACHINE_ARN is not set for the API function")
+    companies = DynamoCompanyRepository(aws.dynamodb(), config.companies_table)
     return ApiDependencies(
-        companies=DynamoCompanyRepository(aws.dynamodb(), config.companies_table),
+        companies=companies,
         onboarding=StepFunctionsWorkflow(aws.stepfunctions(), config.onboarding_state_machine_arn),
         codat=_codat,
+        payments=_payments(companies),
+    )
+
+
+def _payments(companies: CompanyRepository) -> payments.Intake | None:
+    config = settings()
+    if not (config.payments_table and config.payables_table and config.payment_state_machine_arn):
+        return None
+    payables = DynamoPayablesRepository(aws.dynamodb(), config.payables_table)
+    return payments.Intake(
+        payments=DynamoPaymentStore(aws.dynamodb(), config.payments_table),
+        companies=companies,
+        payables=payables,
+        bill_payments=payables,
+        workflows=StepFunctionsWorkflow(aws.stepfunctions(), config.payment_state_machine_arn),
     )
 
 
@@ -104,7 +131,8 @@ def _body(model: type[Body] | None) -> Body | None:
     if media_type.split(";", 1)[0].strip().lower() != JSON_MEDIA_TYPE:
         raise UnsupportedMediaType(f"the body must be {JSON_MEDIA_TYPE}, not {media_type!r}")
     try:
-        document = json.loads(raw)
+        # Numbers with a fraction become Decimal, never float: amounts stay exactly as sent.
+        document = json.loads(raw, parse_float=Decimal)
     except (ValueError, RecursionError):
         raise BadRequest("the body is not valid JSON") from None
     if model is None:
@@ -154,6 +182,45 @@ def offboard(company_id: str) -> Response[Any]:
     return _json(HTTPStatus.OK, CompanyView.of(record).model_dump(mode="json", by_alias=True))
 
 
+@app.post("/companies/<company_id>/bills/<bill_id>/payments")
+def pay_bill(company_id: str, bill_id: str) -> Response[Any]:
+    request = _body(PaymentRequest)
+    assert request is not None
+    record = payments.accept_payment(
+        _company_id(company_id), _id(bill_id, _BILL_ID, "billId"), request, _payments_intake()
+    )
+    logger.info(
+        "payment accepted",
+        extra={"company_id": company_id, "payment_id": record.payment_id, "status": record.status},
+    )
+    return _json(HTTPStatus.ACCEPTED, PaymentView.of(record).to_json())
+
+
+@app.get("/companies/<company_id>/bills/<bill_id>/payments/<payment_id>")
+def get_payment(company_id: str, bill_id: str, payment_id: str) -> Response[Any]:
+    _body(None)
+    record = payments.get_payment(
+        _company_id(company_id),
+        _id(bill_id, _BILL_ID, "billId"),
+        _id(payment_id, _PAYMENT_ID, "paymentId"),
+        _payments_intake().payments,
+    )
+    return _json(HTTPStatus.OK, PaymentView.of(record).to_json())
+
+
+def _payments_intake() -> payments.Intake:
+    intake = _deps().payments
+    if intake is None:
+        raise RuntimeError("payments are not configured for the API function")
+    return intake
+
+
+def _id(value: str, pattern: re.Pattern[str], name: str) -> str:
+    if not pattern.fullmatch(value):
+        raise BadRequest(f"{name} is not a valid id")
+    return value
+
+
 @app.exception_handler(ValidationError)
 def _invalid(error: ValidationError) -> Response[Any]:
     details = [
@@ -167,9 +234,11 @@ def _domain(error: BillPayError) -> Response[Any]:
     status = {
         NotFoundError: HTTPStatus.NOT_FOUND,
         ConflictError: HTTPStatus.CONFLICT,
+        CompanyNotReadyError: HTTPStatus.CONFLICT,
         UnsupportedMediaType: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
     }.get(type(error), HTTPStatus.BAD_REQUEST)
-    return _error(status, error.code, str(error))
+    # Errors that name several fields (a payment the bill does not allow) list them.
+    return _error(status, error.code, str(error), getattr(error, "details", None))
 
 
 @app.exception_handler(CodatError)

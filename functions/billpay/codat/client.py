@@ -25,10 +25,11 @@ import base64
 import json
 import math
 import threading
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
+from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
@@ -41,8 +42,23 @@ from codat_sync_for_payables.models.errors import (
 )
 from codat_sync_for_payables.models.shared.security import Security
 from codat_sync_for_payables.sdk import CodatSyncPayables
+from codat_sync_for_payables.types import Unset
 from codat_sync_for_payables.utils.retries import RetryConfig
 
+from billpay.bills.models import (
+    AccountStatus,
+    Address,
+    Attachment,
+    BankAccountDraft,
+    BillDraft,
+    BillRecord,
+    BillStatus,
+    PaymentAccount,
+    SupplierDraft,
+    SupplierRecord,
+    SupplierStatus,
+)
+from billpay.bills.ports import Page
 from billpay.codat.errors import (
     CodatError,
     CodatNotFoundError,
@@ -52,9 +68,11 @@ from billpay.codat.errors import (
     CodatUnavailableError,
     CodatUnexpectedResponseError,
 )
+from billpay.codat.keys import idempotency_key as idempotency_key
 from billpay.codat.models import CodatCompany, CodatConnection, CompanyData, Listed
 from billpay.codat.throttle import DynamoThrottleStore, Throttle, ThrottleStore
 from billpay.core import aws
+from billpay.core.money import to_money
 from billpay.core.observability import logger
 from billpay.core.settings import settings
 
@@ -72,12 +90,6 @@ READ_TIMEOUT_SECONDS = 10.0
 API_KEY_TTL = timedelta(minutes=5)
 # A 429 without a usable Retry-After still holds every caller back this long.
 DEFAULT_RETRY_AFTER_SECONDS = 60
-_IDEMPOTENCY_NAMESPACE = uuid.UUID("5c6f7a52-31e4-4d8c-9a54-8c2f3b1f5e0d")
-
-
-def idempotency_key(intent_id: str) -> str:
-    """The Idempotency-Key for one intent (a GUID, as Codat wants): the same on every retry."""
-    return str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, intent_id))
 
 
 def _utcnow() -> datetime:
@@ -199,6 +211,202 @@ class CodatClient:
             open_bills=_listed(bills.results, bills.pagination),
             payment_accounts=_listed(accounts.bank_accounts, accounts.pagination),
         )
+
+    # --- payables: what the bills capability syncs and writes ------------------------------
+    # Records come back as billpay.bills.models, money rounded to the currency's places.
+
+    def list_bills(
+        self, company_id: str, connection_id: str, query: str, continuation: str | None
+    ) -> Page[BillRecord]:
+        request = {
+            "company_id": company_id,
+            "connection_id": connection_id,
+            "query": query,
+            "continuation_token": continuation,
+        }
+        page = self._call("GET", "list bills", lambda: self._sdk.bills.list(request=request))
+        return Page(tuple(_bill(b) for b in page.results or []), _next_token(page.pagination))
+
+    def list_suppliers(
+        self, company_id: str, connection_id: str, query: str | None, continuation: str | None
+    ) -> Page[SupplierRecord]:
+        request = {
+            "company_id": company_id,
+            "connection_id": connection_id,
+            "query": query,
+            "continuation_token": continuation,
+        }
+        page = self._call(
+            "GET", "list suppliers", lambda: self._sdk.suppliers.list(request=request)
+        )
+        return Page(tuple(_supplier(s) for s in page.results or []), _next_token(page.pagination))
+
+    def list_payment_accounts(
+        self, company_id: str, connection_id: str, continuation: str | None
+    ) -> Page[PaymentAccount]:
+        request = {
+            "company_id": company_id,
+            "connection_id": connection_id,
+            "continuation_token": continuation,
+            # Archived accounts too: paying from one is then refused for what it is.
+            "status_query": "status=Active||status=Archived",
+        }
+        options = self._call(
+            "GET",
+            "list payment accounts",
+            lambda: self._sdk.bill_payments.get_payment_options(request=request),
+        )
+        accounts = tuple(_account(a) for a in options.bank_accounts or [] if a is not None)
+        return Page(accounts, _next_token(options.pagination))
+
+    def create_supplier(
+        self, company_id: str, connection_id: str, supplier: SupplierDraft, key: str
+    ) -> SupplierRecord:
+        request = {
+            "company_id": company_id,
+            "connection_id": connection_id,
+            "idempotency_key": key,
+            "supplier_prototype": _supplier_prototype(supplier),
+        }
+        created = self._call(
+            "POST", "create supplier", lambda: self._sdk.suppliers.create(request=request)
+        )
+        return _supplier(created)
+
+    def replace_supplier(
+        self, company_id: str, connection_id: str, supplier_id: str, supplier: SupplierDraft
+    ) -> SupplierRecord:
+        """Codat's supplier update: a PUT that replaces the whole record (no Idempotency-Key)."""
+        request = {
+            "company_id": company_id,
+            "connection_id": connection_id,
+            "supplier_id": supplier_id,
+            "supplier_prototype": _supplier_prototype(supplier),
+        }
+        updated = self._call(
+            "PUT", "update supplier", lambda: self._sdk.suppliers.update(request=request)
+        )
+        return _supplier(updated)
+
+    def create_bill(
+        self, company_id: str, connection_id: str, bill: BillDraft, key: str
+    ) -> BillRecord:
+        request = {
+            "company_id": company_id,
+            "connection_id": connection_id,
+            "idempotency_key": key,
+            "bill_prototype": _bill_prototype(bill),
+        }
+        created = self._call("POST", "create bill", lambda: self._sdk.bills.create(request=request))
+        return _bill(created)
+
+    def update_bill(
+        self, company_id: str, connection_id: str, bill_id: str, bill: BillDraft, key: str
+    ) -> BillRecord:
+        request = {
+            "company_id": company_id,
+            "connection_id": connection_id,
+            "bill_id": bill_id,
+            "idempotency_key": key,
+            "bill_prototype": _bill_prototype(bill),
+        }
+        updated = self._call("PUT", "update bill", lambda: self._sdk.bills.update(request=request))
+        return _bill(updated)
+
+    def upload_bill_attachment(
+        self,
+        company_id: str,
+        connection_id: str,
+        bill_id: str,
+        file_name: str,
+        content_type: str,
+        content: bytes,
+    ) -> Attachment:
+        """Codat takes no Idempotency-Key for an upload: the caller finds out whether an attempt
+        whose answer was lost landed (`list_bill_attachments`) before sending it again."""
+        request = {
+            "company_id": company_id,
+            "connection_id": connection_id,
+            "bill_id": bill_id,
+            "attachment_upload": {
+                "file": {"file_name": file_name, "content": content, "content_type": content_type}
+            },
+        }
+        uploaded = self._call(
+            "POST",
+            "upload bill attachment",
+            lambda: self._sdk.bills.upload_attachment(request=request),
+        )
+        return _attachment(uploaded)
+
+    def list_bill_attachments(
+        self, company_id: str, connection_id: str, bill_id: str
+    ) -> list[Attachment]:
+        request = {"company_id": company_id, "connection_id": connection_id, "bill_id": bill_id}
+        listed = self._call(
+            "GET",
+            "list bill attachments",
+            lambda: self._sdk.bills.list_attachments(request=request),
+        )
+        return [_attachment(a) for a in listed or []]
+
+    def create_bank_account(
+        self, company_id: str, connection_id: str, account: BankAccountDraft, key: str
+    ) -> PaymentAccount:
+        request = {
+            "company_id": company_id,
+            "connection_id": connection_id,
+            "idempotency_key": key,
+            "bank_account_prototype": {
+                "name": account.name,
+                "account_type": account.account_type,
+                "account_number": account.account_number,
+                "sort_code": account.sort_code,
+                "nominal_code": account.nominal_code,
+                "currency": account.currency,
+            },
+        }
+        created = self._call(
+            "POST", "create bank account", lambda: self._sdk.bank_accounts.create(request=request)
+        )
+        return _account(created)
+
+    def create_bill_payment(
+        self,
+        company_id: str,
+        connection_id: str,
+        bill_id: str,
+        *,
+        amount: Decimal,
+        day: date,
+        account_id: str,
+        reference: str | None,
+        currency_rate: Decimal | None,
+        key: str,
+    ) -> str | None:
+        """Pay the bill; returns Codat's id for the payment. The same `key` and body go on every
+        try of one payment attempt (billpay.payments)."""
+        prototype: dict[str, Any] = {
+            "amount": amount,
+            "date": f"{day.isoformat()}T00:00:00Z",
+            "account_ref": {"id": account_id},
+        }
+        if reference is not None:
+            prototype["reference"] = reference
+        if currency_rate is not None:
+            prototype["currency_rate"] = currency_rate
+        request = {
+            "company_id": company_id,
+            "connection_id": connection_id,
+            "bill_id": bill_id,
+            "idempotency_key": key,
+            "bill_payment_prototype": prototype,
+        }
+        created = self._call(
+            "POST", "create bill payment", lambda: self._sdk.bill_payments.create(request=request)
+        )
+        payment_id: str | None = created.id
+        return payment_id
 
     # --- every call ------------------------------------------------------------------------
 
@@ -323,6 +531,140 @@ def _connection(connection: Connection) -> CodatConnection:
 def _listed(items: list[Any] | None, pagination: Any) -> Listed:
     more = bool(pagination is not None and pagination.continuation_token)
     return Listed(count=len(items or []), more=more)
+
+
+# --- payables: SDK models to and from billpay.bills.models ---------------------------------------
+
+
+def _value(field: Any) -> Any:
+    """An optional SDK field's value; None for the SDK's UNSET sentinel."""
+    return None if isinstance(field, Unset) else field
+
+
+def _text(field: Any) -> str | None:
+    value = _value(field)
+    if value is None:
+        return None
+    return str(value.value) if isinstance(value, Enum) else str(value)
+
+
+def _day(text: str) -> date:
+    """Codat's dates are datetimes at midnight ("2026-01-31T00:00:00Z") or plain dates."""
+    return date.fromisoformat(text[:10])
+
+
+def _instant(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _next_token(pagination: Any) -> str | None:
+    return _value(pagination.continuation_token) if pagination is not None else None
+
+
+def _bill(bill: Any) -> BillRecord:
+    currency = bill.currency
+    total = to_money(_value(bill.total_amount) or 0, currency)
+    due = _value(bill.amount_due)
+    return BillRecord(
+        bill_id=bill.id,
+        supplier_id=bill.supplier_ref.id,
+        supplier_name=_text(bill.supplier_ref.supplier_name),
+        reference=_text(bill.reference),
+        issue_date=_day(bill.issue_date),
+        due_date=_day(bill.due_date),
+        currency=currency,
+        total_amount=total,
+        amount_due=total if due is None else to_money(due, currency),
+        status=BillStatus(_text(bill.status) or BillStatus.UNKNOWN),
+        source_modified_date=_instant(_value(bill.source_modified_date)),
+    )
+
+
+def _supplier(supplier: Any) -> SupplierRecord:
+    return SupplierRecord(
+        supplier_id=supplier.id,
+        name=_text(supplier.supplier_name) or "",
+        contact_name=_text(supplier.contact_name),
+        email_address=_text(supplier.email_address),
+        phone=_text(supplier.phone),
+        addresses=tuple(
+            Address(
+                type=_text(a.type) or "Unknown",
+                line1=_text(a.line1),
+                line2=_text(a.line2),
+                city=_text(a.city),
+                region=_text(a.region),
+                country=_text(a.country),
+                postal_code=_text(a.postal_code),
+            )
+            for a in _value(supplier.addresses) or []
+        ),
+        status=SupplierStatus(_text(supplier.status) or SupplierStatus.UNKNOWN),
+        default_currency=_text(supplier.default_currency),
+        source_modified_date=_instant(_value(supplier.source_modified_date)),
+    )
+
+
+def _account(account: Any) -> PaymentAccount:
+    return PaymentAccount(
+        account_id=account.id,
+        name=_text(account.name),
+        account_type=_text(account.account_type),
+        account_number=_text(account.account_number),
+        sort_code=_text(account.sort_code),
+        nominal_code=_text(account.nominal_code),
+        currency=_text(account.currency),
+        status=AccountStatus(_text(account.status) or AccountStatus.ACTIVE),
+        source_modified_date=_instant(_value(account.source_modified_date)),
+    )
+
+
+def _attachment(attachment: Any) -> Attachment:
+    return Attachment(
+        attachment_id=attachment.id,
+        name=_text(attachment.name),
+        content_type=_text(attachment.content_type),
+        file_size=_value(attachment.file_size),
+    )
+
+
+def _supplier_prototype(supplier: SupplierDraft) -> dict[str, Any]:
+    # Every field, None included: Codat's update replaces the whole record.
+    return {
+        "supplier_name": supplier.name,
+        "contact_name": supplier.contact_name,
+        "email_address": supplier.email_address,
+        "phone": supplier.phone,
+        "addresses": [a.model_dump(exclude_none=True) for a in supplier.addresses],
+        "status": supplier.status.value,
+        "default_currency": supplier.default_currency,
+    }
+
+
+def _bill_prototype(bill: BillDraft) -> dict[str, Any]:
+    return {
+        "supplier_ref": {"id": bill.supplier_id},
+        "reference": bill.reference,
+        "issue_date": f"{bill.issue_date.isoformat()}T00:00:00Z",
+        "due_date": f"{bill.due_date.isoformat()}T00:00:00Z",
+        "currency": bill.currency,
+        "currency_rate": bill.currency_rate,
+        "status": bill.status.value,
+        "line_items": [
+            {
+                "description": line.description,
+                "unit_amount": line.unit_amount,
+                "quantity": line.quantity,
+                "tax_amount": line.tax_amount,
+                "account_ref": {"id": line.account_id},
+                "tax_rate_ref": {"id": line.tax_rate_id} if line.tax_rate_id else None,
+            }
+            for line in bill.line_items
+        ],
+    }
 
 
 # --- the factory --------------------------------------------------------------------------------
