@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from benchmarks import packaging
+from benchmarks import packaging, payments, webhook_ingress
 
 
 def main() -> None:
     print("## Packaging and cold start\n")
     packaging.main()
+    print("\n## Webhook ingress\n")
+    webhook_ingress.main()
+    print("\n## Paying a bill\n")
+    payments.main([])
 
 
 if __name__ == "__main__":

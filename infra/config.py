@@ -7,6 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
+from billpay.onboarding.models import OnboardingTimings
+from billpay.payments.models import PaymentPolicy
+
 StageName = Literal["dev", "prod"]
 
 
@@ -23,6 +26,16 @@ class StageConfig(BaseModel):
     lambda_timeout_seconds: int = Field(ge=3, le=900)
     # Base URL of the Codat API; the local cloud points it at the emulator.
     codat_base_url: HttpUrl
+    # How long onboarding waits for the SMB and for Codat (a StartExecution input may override
+    # them per SMB with `timings`).
+    onboarding_timings: OnboardingTimings = OnboardingTimings(
+        reconcile_interval_seconds=3_600,  # no webhook for an hour: read Codat once
+        link_expiry_seconds=7 * 86_400,  # a Link unused for a week: LINK_EXPIRED
+        initial_read_timeout_seconds=86_400,  # big books can take Codat hours to read
+    )
+    # How patient the payment workflow is: Codat's idempotency window, the reads of an UNKNOWN
+    # payment's bill, attempts (billpay.payments.models.PaymentPolicy; the defaults are Codat's).
+    payments: PaymentPolicy = PaymentPolicy()
     # Throttling on the public API stage (requests per second, burst).
     api_rate_limit: int = Field(ge=1)
     api_burst_limit: int = Field(ge=1)

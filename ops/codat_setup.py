@@ -11,6 +11,7 @@ on every deploy). docs/operations.md has the order of steps.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,3 +112,12 @@ def ensure_sync_settings(codat: httpx.Client) -> bool:
         "writing sync settings",
     )
     return True
+
+
+def codat_client(base_url: str, api_key: str, timeout: float = 30.0) -> httpx.Client:
+    """Codat's API with the key as Codat wants it (Basic, the key base64-encoded)."""
+
+    token = base64.b64encode(api_key.encode()).decode()
+    return httpx.Client(
+        base_url=base_url, headers={"Authorization": f"Basic {token}"}, timeout=timeout
+    )

@@ -11,6 +11,13 @@ from constructs import Construct
 # The gateway rejects a malformed body before Lambda runs; the function validates it again with the
 # same pattern, for calls that do not come through the gateway.
 from billpay.companies.models import COMPANY_ID_PATTERN
+from billpay.onboarding.models import (
+    MAX_TAGS,
+    NAME_MAX_LENGTH,
+    PLATFORMS,
+    REDIRECT_URL_MAX_LENGTH,
+    TAG_VALUE_MAX_LENGTH,
+)
 from infra import constants
 from infra.config import StageConfig
 from infra.constructs.common import acknowledge, log_group, nag_name
@@ -70,21 +77,9 @@ class ProductApi(Construct):
         start_onboarding = self.api.add_model(
             "StartOnboarding",
             content_type="application/json",
-            schema=apigw.JsonSchema(
-                schema=apigw.JsonSchemaVersion.DRAFT4,
-                type=apigw.JsonSchemaType.OBJECT,
-                required=["companyId", "name"],
-                additional_properties=False,
-                properties={
-                    "companyId": apigw.JsonSchema(
-                        type=apigw.JsonSchemaType.STRING, pattern=COMPANY_ID_PATTERN
-                    ),
-                    "name": apigw.JsonSchema(
-                        type=apigw.JsonSchemaType.STRING, min_length=1, max_length=200
-                    ),
-                },
-            ),
+            schema=start_onboarding_schema(),
         )
+        company_id = {"method.request.path.companyId": True}
         companies = self.api.root.add_resource(constants.ROUTE_COMPANIES)
         companies.add_method(
             "POST",
@@ -93,11 +88,37 @@ class ProductApi(Construct):
             request_models={"application/json": start_onboarding},
         )
         company = companies.add_resource("{companyId}")
-        company.add_method(
+        for method in ("GET", "DELETE"):
+            company.add_method(
+                method, integration, request_validator=validator, request_parameters=company_id
+            )
+        company.add_resource(constants.ROUTE_RELINK).add_method(
+            "POST", integration, request_validator=validator, request_parameters=company_id
+        )
+
+        # Payments (billpay.payments): the bill's resources may exist already (the bills routes).
+        bills = company.get_resource(constants.ROUTE_BILLS) or company.add_resource(
+            constants.ROUTE_BILLS
+        )
+        bill = bills.get_resource("{billId}") or bills.add_resource("{billId}")
+        bill_ids = {**company_id, "method.request.path.billId": True}
+        payments = bill.add_resource(constants.ROUTE_PAYMENTS)
+        payments.add_method(
+            "POST",
+            integration,
+            request_validator=validator,
+            request_parameters=bill_ids,
+            request_models={
+                "application/json": self.api.add_model(
+                    "PayBill", content_type="application/json", schema=pay_bill_schema()
+                )
+            },
+        )
+        payments.add_resource("{paymentId}").add_method(
             "GET",
             integration,
             request_validator=validator,
-            request_parameters={"method.request.path.companyId": True},
+            request_parameters={**bill_ids, "method.request.path.paymentId": True},
         )
         self._add_waf(config)
 
@@ -154,6 +175,55 @@ class ProductApi(Construct):
             resource_arn=self.api.deployment_stage.stage_arn,
             web_acl_arn=acl.attr_arn,
         )
+
+
+def start_onboarding_schema() -> apigw.JsonSchema:
+    """POST /companies's body at the gateway: the shape of billpay.onboarding.models.StartOnboarding
+    (which the function applies again, with the rules a JSON schema cannot state: the name must
+    keep a character Codat accepts, the billpayCompanyId tag is reserved)."""
+    string = apigw.JsonSchemaType.STRING
+    return apigw.JsonSchema(
+        schema=apigw.JsonSchemaVersion.DRAFT4,
+        type=apigw.JsonSchemaType.OBJECT,
+        required=["companyId", "name", "platformKey"],
+        additional_properties=False,
+        properties={
+            "companyId": apigw.JsonSchema(type=string, pattern=COMPANY_ID_PATTERN),
+            "name": apigw.JsonSchema(type=string, min_length=1, max_length=NAME_MAX_LENGTH),
+            "platformKey": apigw.JsonSchema(type=string, enum=sorted(PLATFORMS)),
+            "redirectUrl": apigw.JsonSchema(
+                type=string, pattern="^https?://", max_length=REDIRECT_URL_MAX_LENGTH
+            ),
+            "tags": apigw.JsonSchema(
+                type=apigw.JsonSchemaType.OBJECT,
+                max_properties=MAX_TAGS,
+                additional_properties=apigw.JsonSchema(
+                    type=string, max_length=TAG_VALUE_MAX_LENGTH
+                ),
+            ),
+        },
+    )
+
+
+def pay_bill_schema() -> apigw.JsonSchema:
+    """The body of POST .../bills/{billId}/payments at the gateway: its shape only. The function
+    applies billpay.payments.models.PaymentRequest, whose messages say what is wrong with an
+    amount, a date or an id (the gateway can only say "Invalid request body")."""
+    string, number = apigw.JsonSchemaType.STRING, apigw.JsonSchemaType.NUMBER
+    return apigw.JsonSchema(
+        schema=apigw.JsonSchemaVersion.DRAFT4,
+        type=apigw.JsonSchemaType.OBJECT,
+        required=["paymentId", "amount", "date", "accountId"],
+        additional_properties=False,
+        properties={
+            "paymentId": apigw.JsonSchema(type=string),
+            "amount": apigw.JsonSchema(type=[number, string]),
+            "date": apigw.JsonSchema(type=string),
+            "accountId": apigw.JsonSchema(type=string),
+            "reference": apigw.JsonSchema(type=string),
+            "currencyRate": apigw.JsonSchema(type=[number, string]),
+        },
+    )
 
 
 def waf_visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:

@@ -9,6 +9,8 @@ from constructs import Construct
 
 from billpay.companies.repository import CODAT_COMPANY_INDEX
 from billpay.webhooks.store import BY_COMPANY_INDEX, BY_DAY_INDEX
+from billpay.bills import repository as payables_table
+from billpay.payments import repository as payments_table
 from infra.config import StageConfig
 from infra.constructs.common import acknowledge, removal_policy
 
@@ -79,6 +81,62 @@ class WebhookEventsTable(Construct):
                 projection_type=dynamodb.ProjectionType.INCLUDE,
                 non_key_attributes=["eventType", "status", self.TTL_ATTRIBUTE],
             )
+
+
+class PayablesTable(Construct):
+    """The product's copy of each SMB's bills, suppliers and payment accounts, and the payments it
+    made on each bill (billpay.bills.repository): one item collection per company, bills also in
+    two local indexes (by due date, by status and due date) so no listing scans."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
+        super().__init__(scope, construct_id)
+        string = dynamodb.AttributeType.STRING
+        self.table = dynamodb.Table(
+            self,
+            "Table",
+            partition_key=dynamodb.Attribute(name=payables_table.PARTITION_KEY, type=string),
+            sort_key=dynamodb.Attribute(name=payables_table.SORT_KEY, type=string),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            deletion_protection=config.retain_data,
+            removal_policy=removal_policy(config),
+        )
+        for index, attribute in (
+            (payables_table.BY_DUE_DATE, "dueDate"),
+            (payables_table.BY_STATUS_DUE_DATE, "statusDueDate"),
+        ):
+            self.table.add_local_secondary_index(
+                index_name=index, sort_key=dynamodb.Attribute(name=attribute, type=string)
+            )
+
+
+class PaymentTable(Construct):
+    """Every payment the product made through Codat, with its history, and which payment of a bill
+    is in flight (billpay.payments.repository). The audit trail of money that moved: point-in-time
+    recovery, retained and deletion-protected where the stage retains data."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
+        super().__init__(scope, construct_id)
+        self.table = dynamodb.Table(
+            self,
+            "Table",
+            partition_key=dynamodb.Attribute(
+                name=payments_table.PARTITION_KEY, type=dynamodb.AttributeType.STRING
+            ),
+            sort_key=dynamodb.Attribute(
+                name=payments_table.SORT_KEY, type=dynamodb.AttributeType.STRING
+            ),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            deletion_protection=config.retain_data,
+            removal_policy=removal_policy(config),
+        )
 
 
 class CodatSecrets(Construct):

@@ -13,8 +13,9 @@ from infra.constructs.api import ProductApi
 from infra.constructs.common import table_reference
 from infra.constructs.functions import FunctionFactory
 from infra.constructs.monitoring import Monitoring
-from infra.constructs.onboarding import OnboardingWorkflow
+from infra.constructs.onboarding import OnboardingWorkflow, codat_environment
 from infra.constructs.webhooks import CodatWebhooks
+from infra.constructs.payments import PaymentWorkflow, grant_bill_payments
 from infra.stacks.state_stack import StateStack
 
 
@@ -32,28 +33,48 @@ class ServiceStack(Stack):
         table = table_reference(self, "CompaniesTable", state.companies.table)
         functions = FunctionFactory(self, "Functions", config=config)
 
-        register_company = functions.function(
-            "RegisterCompany",
-            handler=constants.REGISTER_COMPANY_HANDLER,
-            description="Onboarding step: record the SMB in the companies table (idempotent)",
-            environment={constants.ENV_COMPANIES_TABLE: table.table_name},
-        )
-        table.grant_read_write_data(register_company)
-
         onboarding = OnboardingWorkflow(
-            self, "Onboarding", config=config, register_company=register_company
+            self,
+            "Onboarding",
+            config=config,
+            functions=functions,
+            table=table,
+            codat_api_key=state.secrets.api_key,
+            event_bus=state.event_bus.bus,
+        )
+
+        payments = PaymentWorkflow(
+            self,
+            "Payments",
+            config=config,
+            functions=functions,
+            payments_table=state.payments.table,
+            payables_table=state.payables.table,
+            companies_table=table,
+            codat_api_key=state.secrets.api_key,
+            event_bus=state.event_bus.bus,
         )
 
         api_handler = functions.function(
             "Api",
             handler=constants.API_HANDLER,
-            description="Product backend API: start onboarding, read company state",
+            description="Product backend API: onboard, relink, offboard, read company state",
             environment={
                 constants.ENV_COMPANIES_TABLE: table.table_name,
                 constants.ENV_ONBOARDING_STATE_MACHINE_ARN: onboarding.state_machine.state_machine_arn,
+                # Offboarding unlinks the connection at Codat.
+                **codat_environment(config, state.secrets.api_key),
+                # Payments are accepted against the product's copy of the bill.
+                constants.ENV_PAYMENTS_TABLE: state.payments.table.table_name,
+                constants.ENV_PAYABLES_TABLE: state.payables.table.table_name,
+                constants.ENV_PAYMENT_STATE_MACHINE_ARN: payments.state_machine.state_machine_arn,
             },
         )
-        table.grant_read_data(api_handler)
+        state.payments.table.grant_read_write_data(api_handler)
+        grant_bill_payments(state.payables.table, api_handler)
+        payments.grant_start(api_handler)
+        table.grant_read_write_data(api_handler)
+        state.secrets.api_key.grant_read(api_handler)
         onboarding.grant_start(api_handler)
 
         api = ProductApi(self, "ProductApi", config=config, handler=api_handler)
@@ -74,9 +95,20 @@ class ServiceStack(Stack):
 
         monitoring = Monitoring(self, "Monitoring", config=config)
         monitoring.watch_function("Api", api_handler)
-        monitoring.watch_function("RegisterCompany", register_company)
+        for name, fn in onboarding.functions.items():
+            monitoring.watch_function(name, fn)
         monitoring.watch_state_machine("Onboarding", onboarding.state_machine)
+        for name, fn in payments.functions.items():
+            monitoring.watch_function(f"Payment{name}", fn)
+        monitoring.watch_state_machine("Payments", payments.state_machine)
         monitoring.watch_api("ProductApi", api.api)
+        monitoring.watch_webhooks(
+            api=webhooks.api,
+            ingress=webhooks.ingress,
+            processor=webhooks.processor,
+            queue=webhooks.queue,
+            dead_letter_queue=webhooks.dead_letter_queue,
+        )
 
         CfnOutput(self, constants.OUTPUT_API_URL, value=api.api.url)
         CfnOutput(
@@ -86,7 +118,13 @@ class ServiceStack(Stack):
         )
         CfnOutput(self, constants.OUTPUT_ALARM_TOPIC_ARN, value=monitoring.topic.topic_arn)
         CfnOutput(self, constants.OUTPUT_WEBHOOK_URL, value=webhooks.url)
+        CfnOutput(self, constants.OUTPUT_DASHBOARD_NAME, value=monitoring.dashboard.dashboard_name)
         CfnOutput(self, constants.OUTPUT_WEBHOOK_QUEUE_URL, value=webhooks.queue.queue_url)
         CfnOutput(
             self, constants.OUTPUT_WEBHOOK_DLQ_URL, value=webhooks.dead_letter_queue.queue_url
+        )
+        CfnOutput(
+            self,
+            constants.OUTPUT_PAYMENT_STATE_MACHINE_ARN,
+            value=payments.state_machine.state_machine_arn,
         )

@@ -14,6 +14,8 @@ from infra.constructs.state import (
     CompanyTable,
     IntegrationEventBus,
     WebhookEventsTable,
+    PayablesTable,
+    PaymentTable,
 )
 
 
@@ -26,6 +28,8 @@ class StateStack(Stack):
         self.secrets = CodatSecrets(self, "Codat", config=config)
         self.event_bus = IntegrationEventBus(self, "Events", config=config)
         self.webhook_events = WebhookEventsTable(self, "WebhookEvents", config=config)
+        self.payables = PayablesTable(self, "Payables", config=config)
+        self.payments = PaymentTable(self, "Payments", config=config)
 
         CfnOutput(self, constants.OUTPUT_COMPANIES_TABLE, value=self.companies.table.table_name)
         CfnOutput(self, constants.OUTPUT_EVENT_BUS_NAME, value=self.event_bus.bus.event_bus_name)
@@ -42,3 +46,5 @@ class StateStack(Stack):
             constants.OUTPUT_WEBHOOK_EVENTS_TABLE,
             value=self.webhook_events.table.table_name,
         )
+        CfnOutput(self, constants.OUTPUT_PAYABLES_TABLE, value=self.payables.table.table_name)
+        CfnOutput(self, constants.OUTPUT_PAYMENTS_TABLE, value=self.payments.table.table_name)

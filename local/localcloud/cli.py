@@ -1,7 +1,8 @@
 """`python -m localcloud dev|demo`: the synthesized stack running on this machine.
 
 dev   moto server + cdk.out deployed + the local API, on fixed ports, until Ctrl-C.
-demo  the same on free ports, then the smoke journey through the local API, then exit.
+demo  cdk.out on an in-process local cloud next to a fresh Codat emulator, then the onboarding
+      journey to READY through the local API and the emulator's Link page, then exit.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
         ("dev", "keep the local cloud running (Ctrl-C stops it)"),
-        ("demo", "run the smoke journey on a fresh local cloud, then exit"),
+        ("demo", "walk onboarding to READY on a fresh local cloud and Codat emulator, then exit"),
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument(
@@ -76,15 +77,15 @@ def _parser() -> argparse.ArgumentParser:
             default=Path(os.environ.get("CDK_OUTDIR", "cdk.out")),
             help="the synthesized cloud assembly (default: cdk.out, or $CDK_OUTDIR)",
         )
-        command.add_argument(
-            "--runner",
-            choices=RUNNER_MODES,
-            default=os.environ.get("LOCALCLOUD_RUNNER", "in-process"),
-            help="where handlers run (default in-process, or $LOCALCLOUD_RUNNER)",
-        )
-        command.add_argument("--region", default=DEFAULT_REGION)
-        command.add_argument("--rest-api", default=None, help="which REST API to serve")
         if name == "dev":
+            command.add_argument(
+                "--runner",
+                choices=RUNNER_MODES,
+                default=os.environ.get("LOCALCLOUD_RUNNER", "in-process"),
+                help="where handlers run (default in-process, or $LOCALCLOUD_RUNNER)",
+            )
+            command.add_argument("--region", default=DEFAULT_REGION)
+            command.add_argument("--rest-api", default=None, help="which REST API to serve")
             command.add_argument(
                 "--api-port",
                 type=int,
@@ -143,7 +144,7 @@ def running_cloud(
 
     moto_runtime.set_time_scale(time_scale)
     try:
-        with moto_runtime.moto_server(HOST, moto_port, RunnerMode(runner)) as moto_url:
+        with moto_runtime.moto_server(HOST, moto_port, RunnerMode(runner), region) as moto_url:
             clients = client_factory(region, moto_url)
             try:
                 deployment = deploy_assembly(cdk_out, clients)
@@ -226,20 +227,14 @@ def dev(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from localcloud.demo import run_journey
-    from localcloud.deploy import client_factory
-
-    with running_cloud(
-        args.cdk_out,
-        api_port=0,
-        moto_port=0,
-        runner=args.runner,
-        region=args.region,
-        rest_api=args.rest_api,
-    ) as cloud:
-        return run_journey(
-            cloud.api_url, cloud.deployment, client_factory(args.region, cloud.moto_url)
+    if not (args.cdk_out / "manifest.json").is_file():
+        raise CliError(
+            f"no cloud assembly at {args.cdk_out.resolve()}: run `make synth` first",
+            EXIT_NOT_SYNTHESIZED,
         )
+    from localcloud.demo import run_demo
+
+    return run_demo(args.cdk_out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

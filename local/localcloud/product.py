@@ -10,10 +10,11 @@ The synthesized stack runs unchanged except for what only exists at run time on 
 after the deploy as an operator would set it in AWS:
 - the Codat API key secret holds the emulator's key (in AWS, the operator's Codat key);
 - every function's CODAT_BASE_URL points at the emulator (in AWS, the stage's `codat_base_url`);
-- the emulator has a webhook consumer for the local webhook endpoint, registered by the same code
-  an operator runs against Codat (`ops.codat_setup`), and the webhook signing secret in Secrets
-  Manager is that consumer's (in AWS, copied from Codat's portal). So the emulator's signed
-  webhooks reach the real ingress function through the local API Gateway.
+- the emulator is set up by the same code an operator runs against Codat (`ops.codat_setup`): a
+  webhook consumer for the local webhook endpoint, and the data type sync settings (what the
+  first read after Link fetches); the webhook signing secret in Secrets Manager is that
+  consumer's (in AWS, copied from Codat's portal). So the emulator's signed webhooks reach the
+  real ingress function through the local API Gateway.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 from codat_emulator.testing import RunningEmulator, running_emulator
 from localcloud.testing import DEFAULT_TEST_TIME_SCALE, LocalCloud, local_cloud
-from ops.codat_setup import ensure_webhook_consumer
+from ops.codat_setup import ensure_sync_settings, ensure_webhook_consumer
 
 # Names the stacks use (infra/constants.py): the harness reads outputs, never guesses resources.
 OUTPUT_CODAT_API_KEY_SECRET_ARN = "CodatApiKeySecretArn"  # noqa: S105 - an output id
@@ -78,11 +79,12 @@ def connect_to_emulator(cloud: LocalCloud, emulator: RunningEmulator) -> dict[st
 
 
 def connect_webhooks(cloud: LocalCloud, emulator: RunningEmulator) -> str:
-    """Register the local webhook endpoint with the emulator and store its signing secret where
-    the ingress reads it; returns the endpoint's local URL."""
+    """Set the emulator up as `python -m ops codat-setup` sets Codat up, and store the consumer's
+    signing secret where the ingress reads it; returns the webhook endpoint's local URL."""
     url = cloud.local_url(cloud.output(OUTPUT_WEBHOOK_URL))
     with emulator.http() as codat:
         consumer = ensure_webhook_consumer(codat, url).consumer
+        ensure_sync_settings(codat)
     # Codat shows a consumer's secret in its portal only; the emulator's store holds it.
     (secret,) = [c.secret for c in emulator.store.webhook_consumers() if c.id == consumer["id"]]
     cloud.client("secretsmanager").put_secret_value(

@@ -83,6 +83,35 @@ class LocalCloud:
     def output(self, key: str) -> str:
         return self.deployment.output(key)
 
+    def wait_for_queues(self, timeout: float = 30.0) -> None:
+        """Until every queue a function is mapped to is empty (delivered, or dead-lettered)."""
+        lambda_client, sqs = self.client("lambda"), self.client("sqs")
+        arns = [
+            m["EventSourceArn"]
+            for m in lambda_client.list_event_source_mappings()["EventSourceMappings"]
+            if m["EventSourceArn"].startswith("arn:aws:sqs:")
+        ]
+        urls = [sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[1])["QueueUrl"] for arn in arns]
+        deadline = time.monotonic() + timeout
+        quiet = 0  # seen empty twice in a row: a message moving to a DLQ is in neither for a moment
+        while True:
+            counts = [
+                sqs.get_queue_attributes(
+                    QueueUrl=url,
+                    AttributeNames=[
+                        "ApproximateNumberOfMessages",
+                        "ApproximateNumberOfMessagesNotVisible",
+                    ],
+                )["Attributes"]
+                for url in urls
+            ]
+            quiet = quiet + 1 if all(int(v) == 0 for c in counts for v in c.values()) else 0
+            if quiet >= 2:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"queues still hold messages after {timeout}s: {counts}")
+            time.sleep(0.02)
+
     def start_execution(self, state_machine_arn: str, payload: Any) -> str:
         started = self.client("stepfunctions").start_execution(
             stateMachineArn=state_machine_arn, input=json.dumps(payload)

@@ -14,7 +14,8 @@ def _describe_execution_resource(template):
     """The resource of the API role's one wildcard grant: the ARN whose form differs."""
     for policy in template.find_resources("AWS::IAM::Policy").values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
-            if statement["Action"] == "states:DescribeExecution":
+            actions = statement["Action"]
+            if "states:DescribeExecution" in (actions if isinstance(actions, list) else [actions]):
                 return statement["Resource"]
     raise AssertionError("no states:DescribeExecution grant")
 

@@ -1,8 +1,12 @@
 import importlib
+import json
 
+import pytest
 from aws_cdk.assertions import Match
 
 from infra import constants
+from infra.constructs.onboarding import _STEPS
+from infra.constructs.payments import _STEPS as PAYMENT_STEPS
 
 
 def _functions(template):
@@ -11,7 +15,8 @@ def _functions(template):
 
 def test_every_function_runs_python313_on_arm_with_the_layer(dev):
     functions = _functions(dev.service)
-    assert len(functions) == 4  # API, RegisterCompany, WebhookIngress, WebhookProcessor
+    # the API, one per onboarding step, one per payment step, the webhook ingress and processor
+    assert len(functions) == 1 + len(_STEPS) + len(PAYMENT_STEPS) + 2
     layers = dev.service.find_resources("AWS::Lambda::LayerVersion")
     assert len(layers) == 1
     (layer_id,) = layers
@@ -26,7 +31,13 @@ def test_every_function_runs_python313_on_arm_with_the_layer(dev):
 
 
 def test_every_handler_string_names_a_real_function():
-    for handler in (constants.API_HANDLER, constants.REGISTER_COMPANY_HANDLER):
+    steps = (*_STEPS, *PAYMENT_STEPS)
+    for handler in (
+        constants.API_HANDLER,
+        *(step.handler for step in steps),
+        constants.WEBHOOK_INGRESS_HANDLER,
+        constants.WEBHOOK_PROCESSOR_HANDLER,
+    ):
         module, _, name = handler.rpartition(".")
         assert callable(getattr(importlib.import_module(module), name))
 
@@ -40,7 +51,7 @@ def test_functions_log_to_their_own_group_with_retention_and_no_managed_policies
         for r in dev.service.find_resources("AWS::IAM::Role").values()
         if "lambda.amazonaws.com" in str(r["Properties"]["AssumeRolePolicyDocument"])
     ]
-    assert len(lambda_roles) == 4
+    assert len(lambda_roles) == 1 + len(_STEPS) + len(PAYMENT_STEPS) + 2
     for role in lambda_roles:
         assert "ManagedPolicyArns" not in role["Properties"]
 
@@ -61,16 +72,21 @@ def _actions(statement):
     return set(actions if isinstance(actions, list) else [actions])
 
 
-def test_api_role_reads_the_table_and_starts_only_the_onboarding_machine(dev):
+def test_api_role_starts_and_stops_only_the_onboarding_machine(dev):
     statements = _policy_of(dev.service, "FunctionsApiRole")
     by_action = {action: s for s in statements for action in _actions(s)}
-    assert "dynamodb:PutItem" not in by_action  # the API only reads company state
-    table_resources = str(by_action["dynamodb:GetItem"]["Resource"])
+    # Offboarding writes the company; relink and start go through the state machine.
+    table_resources = str([s["Resource"] for s in statements if "dynamodb:PutItem" in _actions(s)])
     assert "Fn::ImportValue" in table_resources
     assert "CompaniesTable" in table_resources
-    (machine_id,) = dev.service.find_resources("AWS::StepFunctions::StateMachine")
-    assert by_action["states:StartExecution"]["Resource"] == {"Ref": machine_id}
-    assert "execution:BillPay-dev-onboarding:*" in str(by_action["states:DescribeExecution"])
+    starts = {s["Resource"]["Ref"] for s in statements if "states:StartExecution" in _actions(s)}
+    assert starts == {
+        _machine_id(dev.service, "BillPay-dev-onboarding"),
+        _machine_id(dev.service, "BillPay-dev-payments"),
+    }
+    for action in ("states:DescribeExecution", "states:StopExecution"):
+        assert "execution:BillPay-dev-onboarding:*" in str(by_action[action])
+    assert "CodatApiKey" in str(by_action["secretsmanager:GetSecretValue"]["Resource"])
     for statement in statements:
         assert statement["Resource"] != "*"
 
@@ -96,7 +112,7 @@ def _methods_of(template, api_prefix):
 
 def test_product_api_is_iam_authorized_validated_logged_throttled_and_behind_waf(dev):
     methods = _methods_of(dev.service, "ProductApi")
-    assert len(methods) == 2
+    assert sorted(m["HttpMethod"] for m in methods) == ["DELETE", "GET", "GET", "POST", "POST", "POST"]
     for method in methods:
         assert method["AuthorizationType"] == "AWS_IAM"
         assert "RequestValidatorId" in method
@@ -121,29 +137,170 @@ def test_product_api_is_iam_authorized_validated_logged_throttled_and_behind_waf
     dev.service.resource_count_is("AWS::WAFv2::WebACLAssociation", 2)  # product and webhook APIs
     dev.service.has_resource_properties(
         "AWS::ApiGateway::Model",
-        {"Schema": Match.object_like({"required": ["companyId", "name"]})},
+        {
+            "Schema": Match.object_like(
+                {
+                    "required": ["companyId", "name", "platformKey"],
+                    "properties": Match.object_like(
+                        {
+                            "platformKey": {
+                                "type": "string",
+                                "enum": ["akxx", "fbrh", "gbol", "knfz", "qhyg", "rwuv"],
+                            }
+                        }
+                    ),
+                }
+            )
+        },
     )
 
 
-def test_onboarding_is_a_standard_state_machine_with_logging_tracing_and_a_catch(dev):
-    machines = dev.service.find_resources("AWS::StepFunctions::StateMachine")
-    assert len(machines) == 1
-    props = next(iter(machines.values()))["Properties"]
+def _machine_id(template, name: str) -> str:
+    machines = template.find_resources("AWS::StepFunctions::StateMachine")
+    (machine_id,) = [i for i, m in machines.items() if m["Properties"]["StateMachineName"] == name]
+    return machine_id
+
+
+def _definition(template, name: str = "BillPay-dev-onboarding") -> dict:
+    machine = template.to_json()["Resources"][_machine_id(template, name)]
+    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    # References sit inside JSON strings (ARNs): a placeholder keeps the document valid.
+    return json.loads("".join(p if isinstance(p, str) else "<ref>" for p in parts))
+
+
+def test_onboarding_is_a_standard_state_machine_with_logging_and_tracing(dev):
+    machine_id = _machine_id(dev.service, "BillPay-dev-onboarding")
+    props = dev.service.to_json()["Resources"][machine_id]["Properties"]
     assert props["StateMachineType"] == "STANDARD"
     assert props["StateMachineName"] == "BillPay-dev-onboarding"
     assert props["TracingConfiguration"] == {"Enabled": True}
     assert props["LoggingConfiguration"]["Level"] == "ALL"
     assert props["LoggingConfiguration"]["IncludeExecutionData"] is False
-    definition = str(props["DefinitionString"])
-    assert "RegisterCompany" in definition
-    assert "OnboardingFailed" in definition
-    assert "States.ALL" in definition  # the catch that routes any failure to OnboardingFailed
+
+
+def test_the_happy_path_runs_from_register_to_ready(dev):
+    states = _definition(dev.service)["States"]
+    path, name = [], "RegisterCompany"
+    while name != "Ready":
+        path.append(name)
+        state = states[name]
+        name = (
+            next(c["Next"] for c in state["Choices"] if c.get("StringEquals") == "linked")
+            if state["Type"] == "Choice"
+            else state["Next"]
+        )
+    assert path == [
+        "RegisterCompany",
+        "CreateCodatCompany",
+        "CreateConnection",
+        "WaitForAuthorization",
+        "AuthorizationOutcome",
+        "RecordAuthorization",
+        "WaitForInitialRead",
+        "RecordInitialRead",
+        "LoadCompanyData",
+        "MarkReady",
+    ]
+
+
+def test_waits_park_a_task_token_and_reconcile_when_the_interval_passes(dev):
+    states = _definition(dev.service)["States"]
+    for wait, reconcile in (
+        ("WaitForAuthorization", "ReconcileAuthorization"),
+        ("WaitForInitialRead", "ReconcileInitialRead"),
+    ):
+        state = states[wait]
+        assert state["Resource"].endswith(":states:::lambda:invoke.waitForTaskToken")
+        assert state["Parameters"]["Payload"]["token.$"] == "$$.Task.Token"
+        assert state["TimeoutSecondsPath"] == "$.registration.timings.reconcileIntervalSeconds"
+        timeout, anything = state["Catch"]
+        assert (timeout["ErrorEquals"], timeout["Next"]) == (["States.Timeout"], reconcile)
+        assert (anything["ErrorEquals"], anything["Next"]) == (["States.ALL"], "RecordFailure")
+    # The stage's timings are the defaults RegisterCompany hands on.
+    defaults = states["RegisterCompany"]["Parameters"]["Payload"]["defaultTimings"]
+    assert defaults == {
+        "reconcileIntervalSeconds": 3600,
+        "linkExpirySeconds": 604800,
+        "initialReadTimeoutSeconds": 86400,
+    }
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "CreateCodatCompany",
+        "CreateConnection",
+        "ReconcileAuthorization",
+        "ReconcileInitialRead",
+        "LoadCompanyData",
+    ],
+)
+def test_codat_steps_retry_wait_out_rate_limits_and_record_failures(dev, step):
+    states = _definition(dev.service)["States"]
+    state = states[step]
+    retried = {tuple(r["ErrorEquals"]): r for r in state["Retry"]}
+    assert retried[("CodatUnavailableError",)]["BackoffRate"] == 2
+    assert retried[("CodatStillSyncingError",)]["MaxAttempts"] == 6
+    rate_limited, anything = state["Catch"]
+    assert rate_limited["ErrorEquals"] == ["CodatRateLimitedError"]
+    assert (anything["ErrorEquals"], anything["Next"]) == (["States.ALL"], "RecordFailure")
+    # The rate-limit branch waits for the error's retryAfterSeconds, then runs the step again.
+    parse = states[rate_limited["Next"]]
+    retry_after = states[parse["Next"]]
+    hold = states[retry_after["Next"]]
+    assert hold["Type"] == "Wait"
+    assert hold["SecondsPath"] == "$.rateLimited.codat.retryAfterSeconds"
+    assert hold["Next"] == step
+
+
+def test_a_failed_or_expired_link_is_recorded_without_failing_the_execution(dev):
+    states = _definition(dev.service)["States"]
+    choices = {c["StringEquals"]: c["Next"] for c in states["AuthorizationOutcome"]["Choices"]}
+    assert choices["pending"] == "WaitForAuthorization"
+    for outcome, status in (("failed", "LINK_FAILED"), ("expired", "LINK_EXPIRED")):
+        record = states[choices[outcome]]
+        assert record["Parameters"]["Payload"]["status"] == status
+        assert states[record["Next"]]["Type"] == "Succeed"
+    assert states[states["RecordFailure"]["Next"]]["Type"] == "Fail"
+
+
+def test_only_the_codat_steps_get_the_codat_key_and_only_publishers_the_bus(dev):
+    template = dev.service.to_json()["Resources"]
+    for step in _STEPS:
+        (fn,) = [
+            r
+            for logical_id, r in template.items()
+            if r["Type"] == "AWS::Lambda::Function"
+            and logical_id.startswith(f"Functions{step.construct_id}")
+            and r["Properties"]["Handler"] == step.handler
+        ]
+        env = fn["Properties"]["Environment"]["Variables"]
+        assert ("CODAT_BASE_URL" in env) is step.calls_codat, step.construct_id
+        assert ("CODAT_API_KEY_SECRET_ARN" in env) is step.calls_codat
+        assert ("EVENT_BUS_NAME" in env) is step.publishes_events
+        if step.calls_codat:
+            assert env["CODAT_BASE_URL"] == "https://api.codat.io"
+        actions = {
+            a
+            for s in _policy_of(dev.service, f"Functions{step.construct_id}Role")
+            for a in _actions(s)
+        }
+        assert ("secretsmanager:GetSecretValue" in actions) is step.calls_codat
+        assert ("events:PutEvents" in actions) is step.publishes_events
+
+
+def test_the_wait_step_may_resume_tasks_of_this_state_machine_only(dev):
+    statements = _policy_of(dev.service, "FunctionsWaitForSignalRole")
+    (resume,) = [s for s in statements if "states:SendTaskSuccess" in _actions(s)]
+    assert "stateMachine:BillPay-dev-onboarding" in json.dumps(resume["Resource"])
 
 
 def test_alarms_notify_an_encrypted_topic(dev):
     alarms = dev.service.find_resources("AWS::CloudWatch::Alarm")
-    # two functions' errors, the machine's failed + timed out, the API's 5xx
-    assert len(alarms) == 5
+    # every function's errors, each machine's failed + timed out, the API's 5xx; for webhooks: DLQ
+    # depth and age, queue age, 4xx rate, 5xx, signatures, the secret (the webhook functions'
+    # errors are among "every function's")
+    assert len(alarms) == 1 + len(_STEPS) + len(PAYMENT_STEPS) + 2 + 2 * 2 + 1 + 9
     (topic_id,) = dev.service.find_resources("AWS::SNS::Topic")
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
@@ -157,5 +314,83 @@ def test_service_outputs_have_stable_ids(dev):
         constants.OUTPUT_API_URL,
         constants.OUTPUT_ONBOARDING_STATE_MACHINE_ARN,
         constants.OUTPUT_ALARM_TOPIC_ARN,
+        constants.OUTPUT_WEBHOOK_URL,
+        constants.OUTPUT_WEBHOOK_QUEUE_URL,
+        constants.OUTPUT_WEBHOOK_DLQ_URL,
+        constants.OUTPUT_DASHBOARD_NAME,
     ):
         assert output_id in outputs
+
+
+def test_the_webhook_api_is_public_but_behind_waf_throttling_and_the_signature(dev):
+    (method,) = _methods_of(dev.service, "WebhooksApi")
+    assert method["HttpMethod"] == "POST"
+    assert method["AuthorizationType"] == "NONE"
+    dev.service.has_resource_properties(
+        "AWS::ApiGateway::RestApi", {"Name": "BillPay-dev-webhooks"}
+    )
+    acls = dev.service.find_resources("AWS::WAFv2::WebACL")
+    webhook_acl = next(a for a in acls.values() if "webhooks" in str(a["Properties"]))
+    common = webhook_acl["Properties"]["Rules"][0]["Statement"]["ManagedRuleGroupStatement"]
+    assert common["RuleActionOverrides"][0]["Name"] == "SizeRestrictions_BODY"
+    # No allowlist unless configured: then a first rule blocks every other source.
+    assert all(r["Name"] != "OnlyCodatSourceIps" for r in webhook_acl["Properties"]["Rules"])
+
+
+def test_the_webhook_allowlist_blocks_other_sources_when_configured(tmp_path):
+    from aws_cdk.assertions import Template
+
+    from infra.app import build_app
+
+    cidrs = '{"webhook_source_cidrs": ["4.159.114.108/32", "20.117.190.191/32"]}'
+    _, _, service = build_app(
+        outdir=str(tmp_path),
+        context={"stage": "dev", "config": cidrs, "aws:cdk:bundling-stacks": []},
+    )
+    template = Template.from_stack(service)
+    template.has_resource_properties(
+        "AWS::WAFv2::IPSet", {"Addresses": ["4.159.114.108/32", "20.117.190.191/32"]}
+    )
+    template.has_resource_properties(
+        "AWS::WAFv2::WebACL",
+        {
+            "Rules": Match.array_with(
+                [Match.object_like({"Name": "OnlyCodatSourceIps", "Action": {"Block": {}}})]
+            )
+        },
+    )
+
+
+def test_webhooks_are_queued_with_a_dlq_and_processed_with_partial_batch_failures(dev):
+    queues = dev.service.find_resources("AWS::SQS::Queue")
+    assert len(queues) == 2
+    redrive = [
+        q["Properties"]["RedrivePolicy"]
+        for q in queues.values()
+        if "RedrivePolicy" in q["Properties"]
+    ]
+    assert redrive[0]["maxReceiveCount"] == 5
+    dev.service.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {"BatchSize": 10, "FunctionResponseTypes": ["ReportBatchItemFailures"]},
+    )
+    for queue in queues.values():
+        assert queue["Properties"]["SqsManagedSseEnabled"] is True
+
+
+def test_the_processor_may_resume_onboarding_and_query_one_index_by_name(dev):
+    statements = _policy_of(dev.service, "FunctionsWebhookProcessorRole")
+    actions = {a for s in statements for a in _actions(s)}
+    assert "states:SendTaskSuccess" in actions
+    assert "events:PutEvents" in actions
+    (query,) = [s for s in statements if _actions(s) == {"dynamodb:Query"}]
+    assert "index/byCodatCompanyId" in str(query["Resource"])
+    # No function is granted every index of a table.
+    for policy in dev.service.find_resources("AWS::IAM::Policy").values():
+        assert "/index/*" not in str(policy)
+
+
+def test_the_operations_dashboard_exists(dev):
+    dev.service.has_resource_properties(
+        "AWS::CloudWatch::Dashboard", {"DashboardName": "BillPay-dev-operations"}
+    )

@@ -17,12 +17,15 @@ from moto import mock_aws
 from moto.awslambda import models as lambda_models
 from moto.awslambda_simple import models as lambda_simple_models
 from moto.cloudformation import parsing as cfn_parsing
+from moto.dynamodb import models as dynamodb_models
 from moto.events import models as events_models
 from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions import responses as sfn_responses
 from moto.stepfunctions.parser import models as sfn_parser_models
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint
+from moto.stepfunctions.parser.asl.eval.environment import Environment as SfnEnvironment
 
 from localcloud import lambda_runner, moto_runtime
 
@@ -117,6 +120,12 @@ def test_install_patches_replaces_exactly_the_documented_attributes():
     )
     assert events_models.Rule.send_to_targets is moto_runtime._send_to_targets
     assert isinstance(retrier_decl.time, moto_runtime._ScaledSleepTime)
+    assert SfnEnvironment.set_stop is moto_runtime._set_stop
+    assert SfnEnvironment.set_error is moto_runtime._set_error
+    assert dynamodb_models.copy is moto_runtime._CopyExceptTables
+    assert (
+        dynamodb_models.DynamoDBBackend.transact_write_items is moto_runtime._transact_write_items
+    )
 
 
 def test_the_internals_the_patches_replace_have_the_shape_they_were_written_for():
@@ -141,6 +150,14 @@ def test_the_internals_the_patches_replace_have_the_shape_they_were_written_for(
     assert "self._wait_interval(env=env, wait_seconds=w_sec)" in inspect.getsource(
         wait_function.WaitFunction._eval_body
     )
+    # StopExecution wakes parked tasks through the callback pool's endpoints.
+    assert "callback_pool_manager" in inspect.getsource(SfnEnvironment.__init__)
+    assert callable(CallbackEndpoint.interrupt_all)
+    # Patch 10: moto backs a transaction up through the module's `copy`, table by table, and
+    # restores `self.tables[...]` from that backup (a no-op once the backup is the table itself).
+    transact = inspect.getsource(moto_runtime._original_transact_write_items)
+    assert "copy.deepcopy(\n                    self.tables[table_name]" in transact
+    assert "self.tables[table_name] = original_table_state[table_name]" in transact
     # deploy.py asks this map which resource types moto's CloudFormation can create.
     assert "AWS::Lambda::Function" in cfn_parsing.get_model_map()
 
@@ -440,6 +457,207 @@ def test_sqs_event_source_mappings_reach_the_real_handler():
             EventSourceArn=arn["Attributes"]["QueueArn"], FunctionName="on-message", BatchSize=1
         )
         sqs.send_message(QueueUrl=url, MessageBody="hello")
-        (event,) = _seen(sqs)
+        (event,) = _eventually_seen(sqs)
     assert event["Records"][0]["body"] == "hello"
     assert event["Records"][0]["eventSource"] == "aws:sqs"
+    assert event["Records"][0]["attributes"]["ApproximateReceiveCount"] == "1"
+
+
+def _eventually_seen(sqs, timeout: float = 10.0) -> list:
+    """The poller delivers from its own thread: wait for what the recorder sent."""
+    url = sqs.get_queue_url(QueueName="seen")["QueueUrl"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if messages:
+            return [json.loads(m["Body"]) for m in messages]
+        time.sleep(0.02)
+    raise AssertionError("nothing was delivered")
+
+
+PARTIAL = """
+import json
+
+import boto3
+
+
+def handle(event, context):
+    seen = boto3.client("sqs").get_queue_url(QueueName="seen")["QueueUrl"]
+    failures = []
+    for record in event["Records"]:
+        boto3.client("sqs").send_message(QueueUrl=seen, MessageBody=json.dumps(
+            {"body": record["body"], "count": record["attributes"]["ApproximateReceiveCount"]}))
+        if record["body"] == "poison":
+            failures.append({"itemIdentifier": record["messageId"]})
+    return {"batchItemFailures": failures}
+"""
+
+
+def test_the_sqs_poller_honours_partial_batch_failures_and_the_dead_letter_queue():
+    with moto_runtime.in_process_moto():
+        moto_runtime.set_time_scale(0.001)  # visibility timeout 30 s -> 30 ms
+        try:
+            sqs = boto3.client("sqs")
+            sqs.create_queue(QueueName="seen")
+            dlq_url = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])
+            redrive = {"deadLetterTargetArn": dlq_arn["Attributes"]["QueueArn"],
+                       "maxReceiveCount": 3}  # fmt: skip
+            url = sqs.create_queue(
+                QueueName="work",
+                Attributes={"VisibilityTimeout": "30", "RedrivePolicy": json.dumps(redrive)},
+            )["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+            boto3.client("lambda").create_function(
+                FunctionName="partial", Runtime="python3.11", Role=_role(),
+                Handler="partial_probe.handle", Code={"ZipFile": _zip(PARTIAL, "partial_probe.py")},
+            )  # fmt: skip
+            boto3.client("lambda").create_event_source_mapping(
+                EventSourceArn=arn["Attributes"]["QueueArn"], FunctionName="partial",
+                BatchSize=10, FunctionResponseTypes=["ReportBatchItemFailures"],
+            )  # fmt: skip
+            sqs.send_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": "1", "MessageBody": "poison"}, {"Id": "2", "MessageBody": "ok"}],
+            )
+            deadline = time.monotonic() + 10
+            dead: list = []
+            while not dead and time.monotonic() < deadline:
+                dead = sqs.receive_message(QueueUrl=dlq_url).get("Messages", [])
+                time.sleep(0.02)
+            seen = []
+            while batch := sqs.receive_message(
+                QueueUrl=sqs.get_queue_url(QueueName="seen")["QueueUrl"], MaxNumberOfMessages=10
+            ).get("Messages", []):
+                seen += [json.loads(m["Body"]) for m in batch]
+                for m in batch:
+                    sqs.delete_message(QueueUrl=sqs.get_queue_url(QueueName="seen")["QueueUrl"],
+                                       ReceiptHandle=m["ReceiptHandle"])  # fmt: skip
+        finally:
+            moto_runtime.set_time_scale(1.0)
+    # The good record was delivered once; the poisoned one three times, then dead-lettered.
+    assert [s["count"] for s in seen if s["body"] == "ok"] == ["1"]
+    assert sorted(s["count"] for s in seen if s["body"] == "poison") == ["1", "2", "3"]
+    assert [m["Body"] for m in dead] == ["poison"]
+
+
+def test_stopping_an_execution_parked_on_a_task_token_ends_it_at_once():
+    # Given an execution waiting (for up to an hour) on a task token
+    with moto_runtime.in_process_moto():
+        arn = _create_function("probe-park", "ok")
+        definition = {
+            "StartAt": "Park",
+            "States": {
+                "Park": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                    "Parameters": {"FunctionName": arn, "Payload": {"token.$": "$$.Task.Token"}},
+                    "TimeoutSeconds": 3600,
+                    "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "After"}],
+                    "End": True,
+                },
+                "After": {"Type": "Pass", "End": True},
+            },
+        }
+        sfn = boto3.client("stepfunctions")
+        machine = sfn.create_state_machine(
+            name="park-probe", definition=json.dumps(definition), roleArn=_role()
+        )["stateMachineArn"]
+        execution = sfn.start_execution(stateMachineArn=machine)["executionArn"]
+        deadline = time.monotonic() + 10
+        while not any(
+            e["type"] == "TaskSubmitted"
+            for e in sfn.get_execution_history(executionArn=execution)["events"]
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        # When it is stopped
+        sfn.stop_execution(executionArn=execution, cause="offboarded")
+        # Then it is ABORTED at once, and nothing after the parked task ran
+        description = _wait(sfn, execution, timeout=5)
+        entered = [
+            e["stateEnteredEventDetails"]["name"]
+            for e in sfn.get_execution_history(executionArn=execution)["events"]
+            if "stateEnteredEventDetails" in e
+        ]
+    assert description["status"] == "ABORTED"
+    assert entered == ["Park"]
+
+
+
+
+def _table_with_items(dynamodb, count):
+    dynamodb.create_table(
+        TableName="t",
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for n in range(count):
+        dynamodb.put_item(
+            TableName="t", Item={"pk": {"S": "p"}, "sk": {"S": f"{n}"}, "v": {"N": "0"}}
+        )
+
+
+def _update(n, condition="attribute_exists(sk)"):
+    return {
+        "Update": {
+            "TableName": "t",
+            "Key": {"pk": {"S": "p"}, "sk": {"S": f"{n}"}},
+            "UpdateExpression": "SET v = :one",
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": {":one": {"N": "1"}},
+        }
+    }
+
+
+def test_a_cancelled_transaction_is_rolled_back_from_the_items_it_touched():
+    with moto_runtime.in_process_moto():
+        dynamodb = boto3.client("dynamodb")
+        _table_with_items(dynamodb, 3)
+        put_new = {"Put": {"TableName": "t", "Item": {"pk": {"S": "p"}, "sk": {"S": "new"}}}}
+        failing = _update(2, "v = :one")  # v is 0: the condition fails
+        with pytest.raises(dynamodb.exceptions.TransactionCanceledException) as cancelled:
+            dynamodb.transact_write_items(TransactItems=[_update(0), put_new, failing])
+        codes = [r["Code"] for r in cancelled.value.response["CancellationReasons"]]
+        assert codes == ["None", "None", "ConditionalCheckFailed"]
+        items = dynamodb.scan(TableName="t")["Items"]
+        # The update before the failure is undone and the new item is gone: all or nothing.
+        assert sorted((i["sk"]["S"], i["v"]["N"]) for i in items) == [
+            ("0", "0"),
+            ("1", "0"),
+            ("2", "0"),
+        ]
+        # A transaction that succeeds is applied whole.
+        dynamodb.transact_write_items(TransactItems=[_update(0), _update(1), put_new])
+        items = {
+            i["sk"]["S"]: i.get("v", {}).get("N") for i in dynamodb.scan(TableName="t")["Items"]
+        }
+        assert items == {"0": "1", "1": "1", "2": "0", "new": None}
+
+
+def test_a_transaction_does_not_copy_the_table():
+    with moto_runtime.in_process_moto():
+        dynamodb = boto3.client("dynamodb")
+        _table_with_items(dynamodb, 300)
+        copied = []
+        original = moto_runtime._CopyExceptTables.deepcopy
+
+        def counting(value, memo=None):
+            copied.append(type(value).__name__)
+            return original(value, memo)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(moto_runtime._CopyExceptTables, "deepcopy", staticmethod(counting))
+            dynamodb.transact_write_items(TransactItems=[_update(n) for n in range(100)])
+        # moto asked for a table copy per action and got the table itself back; what is really
+        # copied is one item per action (update_item keeps the old item for ReturnValues).
+        assert copied.count("Table") == 100
+        assert copied.count("Item") == 100
+        assert set(copied) == {"Table", "Item"}

@@ -50,3 +50,15 @@ def test_the_product_api_stays_the_default_and_the_webhook_api_has_its_own_port(
     unsigned = httpx.post(product_with_codat.webhook_url, json={}, timeout=30)
     assert unsigned.status_code == 401
     assert unsigned.json()["error"]["code"] == "Unauthorized"
+
+
+def test_the_emulator_is_set_up_as_codat_setup_sets_codat_up(product_with_codat):
+    from ops.codat_setup import SYNC_DATA_TYPES, WEBHOOK_EVENT_TYPES
+
+    with product_with_codat.emulator.http() as codat:
+        (consumer,) = codat.get("/webhooks").json()["results"]
+        settings = codat.get("/profile/syncSettings").json()["settings"]
+    assert consumer["url"] == product_with_codat.webhook_url
+    assert consumer["eventTypes"] == list(WEBHOOK_EVENT_TYPES)
+    fetched = {s["dataType"] for s in settings if s["fetchOnFirstLink"]}
+    assert set(SYNC_DATA_TYPES) <= fetched

@@ -25,3 +25,30 @@ def test_overrides_from_json_context_are_validated():
         load_stage("dev", {"lambda_memory_mb": 64})
     with pytest.raises(ValidationError):
         load_stage("dev", {"no_such_setting": 1})
+
+
+def test_onboarding_timings_have_defaults_and_bounds():
+    timings = load_stage("dev").onboarding_timings
+    assert timings.link_expiry_seconds == 7 * 86_400
+    custom = load_stage(
+        "dev",
+        {
+            "onboarding_timings": {
+                "reconcile_interval_seconds": 600,
+                "link_expiry_seconds": 3 * 86_400,
+                "initial_read_timeout_seconds": 3600,
+            }
+        },
+    )
+    assert custom.onboarding_timings.reconcile_interval_seconds == 600
+    with pytest.raises(ValidationError):
+        load_stage(
+            "dev",
+            {
+                "onboarding_timings": {
+                    "reconcile_interval_seconds": 0,
+                    "link_expiry_seconds": 1,
+                    "initial_read_timeout_seconds": 1,
+                }
+            },
+        )

@@ -1,16 +1,37 @@
-"""Product backend API (API Gateway REST proxy). Thin: parse, call logic, answer."""
+"""Product backend API (API Gateway REST proxy). Thin: parse, call logic, answer.
+
+| route | does |
+| POST /companies | start onboarding (202) |
+| GET /companies/{companyId} | the company's state |
+| POST /companies/{companyId}/relink | a new Link for a disconnected, expired or failed company (202) |
+| DELETE /companies/{companyId} | offboard: unlink at Codat, keep the data readable (200) |
+| POST /companies/{companyId}/bills/{billId}/payments | pay the bill, exactly once (202) |
+| GET /companies/{companyId}/bills/{billId}/payments/{paymentId} | the payment's state |
+
+Every route parses its body the same way (`_body`): a body the API cannot parse is a 400, a
+content type other than JSON a 415. Codat is called only by DELETE, and its SDK is imported only
+then (`default_dependencies`), so the other routes never pay for it at cold start.
+"""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from billpay.api.models import CompanyView
+from billpay.bills.models import RECORD_ID_PATTERN, CompanyNotReadyError
+from billpay.bills.repository import DynamoPayablesRepository
+from billpay.codat.errors import CodatError, CodatRateLimitedError, CodatUnavailableError
 from billpay.companies.models import COMPANY_ID_PATTERN
 from billpay.companies.ports import CompanyRepository
 from billpay.companies.repository import DynamoCompanyRepository
@@ -20,26 +41,60 @@ from billpay.core.observability import logger
 from billpay.core.settings import settings
 from billpay.onboarding import logic as onboarding
 from billpay.onboarding.models import StartOnboarding
-from billpay.onboarding.ports import WorkflowStarter
+from billpay.onboarding.ports import Codat, WorkflowStarter
 from billpay.onboarding.workflow import StepFunctionsWorkflow
+from billpay.payments import logic as payments
+from billpay.payments.models import PAYMENT_ID_PATTERN, PaymentRequest, PaymentView
+from billpay.payments.repository import DynamoPaymentStore
 
 app = APIGatewayRestResolver()
 _COMPANY_ID = re.compile(COMPANY_ID_PATTERN)
+_BILL_ID = re.compile(RECORD_ID_PATTERN)
+_PAYMENT_ID = re.compile(PAYMENT_ID_PATTERN)
+JSON_MEDIA_TYPE = "application/json"
+Body = TypeVar("Body", bound=BaseModel)
 
 
 @dataclass(frozen=True)
 class ApiDependencies:
     companies: CompanyRepository
     onboarding: WorkflowStarter
+    # Built on first use: only offboarding calls Codat.
+    codat: Callable[[], Codat]
+    payments: payments.Intake | None = None
+
+
+def _codat() -> Codat:
+    # Imported here, not at the top: the SDK costs 0.5-0.8 s of cold start.
+    from billpay.codat.client import codat_client
+
+    return codat_client()
 
 
 def default_dependencies() -> ApiDependencies:
     config = settings()
     if not config.onboarding_state_machine_arn:
         raise RuntimeError("ONBOARDING_STATE_MACHINE_ARN is not set for the API function")
+    companies = DynamoCompanyRepository(aws.dynamodb(), config.companies_table)
     return ApiDependencies(
-        companies=DynamoCompanyRepository(aws.dynamodb(), config.companies_table),
+        companies=companies,
         onboarding=StepFunctionsWorkflow(aws.stepfunctions(), config.onboarding_state_machine_arn),
+        codat=_codat,
+        payments=_payments(companies),
+    )
+
+
+def _payments(companies: CompanyRepository) -> payments.Intake | None:
+    config = settings()
+    if not (config.payments_table and config.payables_table and config.payment_state_machine_arn):
+        return None
+    payables = DynamoPayablesRepository(aws.dynamodb(), config.payables_table)
+    return payments.Intake(
+        payments=DynamoPaymentStore(aws.dynamodb(), config.payments_table),
+        companies=companies,
+        payables=payables,
+        bill_payments=payables,
+        workflows=StepFunctionsWorkflow(aws.stepfunctions(), config.payment_state_machine_arn),
     )
 
 
@@ -49,9 +104,52 @@ def _deps() -> ApiDependencies:
     return deps
 
 
+class BadRequest(BillPayError):
+    code = "MalformedRequest"
+
+
+class UnsupportedMediaType(BillPayError):
+    code = "UnsupportedMediaType"
+
+
+def _body(model: type[Body] | None) -> Body | None:
+    """The request body as `model`; None for a route that takes no body.
+
+    415 for a body that is not JSON; 400 for one that does not parse (a deeply nested document
+    included: Python's parser gives up with RecursionError) or that a route without a body gets.
+    """
+    event = app.current_event
+    raw = event.body or ""
+    if event.is_base64_encoded and raw:
+        raw = base64.b64decode(raw).decode("utf-8", "replace")
+    if not raw.strip():
+        if model is None:
+            return None
+        raise BadRequest("the request needs a JSON body")
+    # API Gateway assumes JSON when there is no Content-Type; so do we (headers: any case).
+    media_type = event.headers.get("content-type") or JSON_MEDIA_TYPE
+    if media_type.split(";", 1)[0].strip().lower() != JSON_MEDIA_TYPE:
+        raise UnsupportedMediaType(f"the body must be {JSON_MEDIA_TYPE}, not {media_type!r}")
+    try:
+        # Numbers with a fraction become Decimal, never float: amounts stay exactly as sent.
+        document = json.loads(raw, parse_float=Decimal)
+    except (ValueError, RecursionError):
+        raise BadRequest("the body is not valid JSON") from None
+    if model is None:
+        raise BadRequest(f"{event.http_method} {event.resource} takes no body")
+    return model.model_validate(document)
+
+
+def _company_id(company_id: str) -> str:
+    if not _COMPANY_ID.fullmatch(company_id):
+        raise BadRequest("companyId is not a valid id")
+    return company_id
+
+
 @app.post("/companies")
 def start_onboarding() -> Response[Any]:
-    request = StartOnboarding.model_validate(app.current_event.json_body or {})
+    request = _body(StartOnboarding)
+    assert request is not None
     started = onboarding.start_onboarding(request, _deps().onboarding)
     logger.info("onboarding accepted", extra={"company_id": started.company_id})
     return _json(HTTPStatus.ACCEPTED, started.model_dump(by_alias=True))
@@ -59,12 +157,68 @@ def start_onboarding() -> Response[Any]:
 
 @app.get("/companies/<company_id>")
 def get_company(company_id: str) -> Response[Any]:
-    if not _COMPANY_ID.fullmatch(company_id):
-        return _error(HTTPStatus.BAD_REQUEST, "ValidationError", "companyId is not a valid id")
-    record = onboarding.get_company(company_id, _deps().companies)
-    if record is None:
-        raise NotFoundError(f"company {company_id!r} is not known")
-    return _json(HTTPStatus.OK, record.model_dump(mode="json", by_alias=True))
+    _body(None)
+    record = onboarding.get_company(_company_id(company_id), _deps().companies)
+    return _json(HTTPStatus.OK, CompanyView.of(record).model_dump(mode="json", by_alias=True))
+
+
+@app.post("/companies/<company_id>/relink")
+def relink(company_id: str) -> Response[Any]:
+    _body(None)
+    deps = _deps()
+    started = onboarding.request_relink(_company_id(company_id), deps.companies, deps.onboarding)
+    logger.info("relink accepted", extra={"company_id": company_id})
+    return _json(HTTPStatus.ACCEPTED, started.model_dump(by_alias=True))
+
+
+@app.delete("/companies/<company_id>")
+def offboard(company_id: str) -> Response[Any]:
+    _body(None)
+    deps = _deps()
+    record = onboarding.offboard(
+        _company_id(company_id), deps.companies, deps.codat, deps.onboarding
+    )
+    logger.info("company offboarded", extra={"company_id": company_id})
+    return _json(HTTPStatus.OK, CompanyView.of(record).model_dump(mode="json", by_alias=True))
+
+
+@app.post("/companies/<company_id>/bills/<bill_id>/payments")
+def pay_bill(company_id: str, bill_id: str) -> Response[Any]:
+    request = _body(PaymentRequest)
+    assert request is not None
+    record = payments.accept_payment(
+        _company_id(company_id), _id(bill_id, _BILL_ID, "billId"), request, _payments_intake()
+    )
+    logger.info(
+        "payment accepted",
+        extra={"company_id": company_id, "payment_id": record.payment_id, "status": record.status},
+    )
+    return _json(HTTPStatus.ACCEPTED, PaymentView.of(record).to_json())
+
+
+@app.get("/companies/<company_id>/bills/<bill_id>/payments/<payment_id>")
+def get_payment(company_id: str, bill_id: str, payment_id: str) -> Response[Any]:
+    _body(None)
+    record = payments.get_payment(
+        _company_id(company_id),
+        _id(bill_id, _BILL_ID, "billId"),
+        _id(payment_id, _PAYMENT_ID, "paymentId"),
+        _payments_intake().payments,
+    )
+    return _json(HTTPStatus.OK, PaymentView.of(record).to_json())
+
+
+def _payments_intake() -> payments.Intake:
+    intake = _deps().payments
+    if intake is None:
+        raise RuntimeError("payments are not configured for the API function")
+    return intake
+
+
+def _id(value: str, pattern: re.Pattern[str], name: str) -> str:
+    if not pattern.fullmatch(value):
+        raise BadRequest(f"{name} is not a valid id")
+    return value
 
 
 @app.exception_handler(ValidationError)
@@ -75,19 +229,30 @@ def _invalid(error: ValidationError) -> Response[Any]:
     return _error(HTTPStatus.BAD_REQUEST, "ValidationError", "the request is invalid", details)
 
 
-@app.exception_handler(ValueError)
-def _malformed(error: ValueError) -> Response[Any]:
-    # Powertools raises a plain ValueError (JSONDecodeError) for a body that is not JSON.
-    return _error(HTTPStatus.BAD_REQUEST, "MalformedRequest", "the body is not valid JSON")
-
-
 @app.exception_handler(BillPayError)
 def _domain(error: BillPayError) -> Response[Any]:
     status = {
         NotFoundError: HTTPStatus.NOT_FOUND,
         ConflictError: HTTPStatus.CONFLICT,
+        CompanyNotReadyError: HTTPStatus.CONFLICT,
+        UnsupportedMediaType: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
     }.get(type(error), HTTPStatus.BAD_REQUEST)
-    return _error(status, error.code, str(error))
+    # Errors that name several fields (a payment the bill does not allow) list them.
+    return _error(status, error.code, str(error), getattr(error, "details", None))
+
+
+@app.exception_handler(CodatError)
+def _codat_failed(error: CodatError) -> Response[Any]:
+    """Codat could not do what the route needed; nothing was changed here, so trying again is
+    safe. Codat's correlationId is in the details for its support."""
+    details = [{"field": "correlationId", "message": error.correlation_id or ""}]
+    if isinstance(error, CodatRateLimitedError):
+        response = _error(HTTPStatus.TOO_MANY_REQUESTS, "CodatRateLimited", error.message, details)
+        response.headers["Retry-After"] = str(error.retry_after_seconds or 60)
+        return response
+    if isinstance(error, CodatUnavailableError):
+        return _error(HTTPStatus.SERVICE_UNAVAILABLE, "CodatUnavailable", error.message, details)
+    return _error(HTTPStatus.BAD_GATEWAY, "CodatRejected", error.message, details)
 
 
 def _json(status: HTTPStatus, body: dict[str, Any]) -> Response[Any]:

@@ -72,25 +72,33 @@ def record_signal(
     """Keep what a webhook said for the wait of its kind; resume that wait if it is parked here.
 
     An older signal never replaces a newer one of the same kind (events arrive out of order).
+    A parked token that no longer waits (its task timed out to reconcile, or the execution
+    stopped) does not swallow the signal: it is kept for the next wait instead.
     """
     consumed: list[Wait] = []
+    dead_tokens: set[str] = set()
 
     def change(record: CompanyRecord) -> CompanyRecord | None:
         consumed.clear()
         wait = record.wait
+        if wait is not None and wait.token in dead_tokens:
+            record = record.model_copy(update={"wait": None})
+            wait = None
         if wait is not None and wait.kind == signal.kind and _settles(signal, wait):
             consumed.append(wait)
             return record.model_copy(update={"wait": None})
         stored = record.signals.get(signal.kind)
         if stored is not None and stored.occurred_at >= signal.occurred_at:
-            return None
+            return record
         return record.model_copy(update={"signals": {**record.signals, signal.kind: signal}})
 
-    record = update_company(companies, company_id, change)
-    if consumed:
-        resumer.resume(consumed[0].token, signal_output(signal))
-        return WaitOutcome(record, signal)
-    return WaitOutcome(record, None)
+    while True:
+        record = update_company(companies, company_id, change)
+        if not consumed:
+            return WaitOutcome(record, None)
+        if resumer.resume(consumed[0].token, signal_output(signal)):
+            return WaitOutcome(record, signal)
+        dead_tokens.add(consumed[0].token)
 
 
 def arm_wait(
@@ -116,6 +124,8 @@ def arm_wait(
 
 
 def _settles(signal: Signal, wait: Wait) -> bool:
+    if wait.connection_id is not None and signal.detail.get("connectionId") != wait.connection_id:
+        return False
     return signal.occurred_at >= wait.not_before
 
 

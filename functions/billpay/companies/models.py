@@ -52,7 +52,8 @@ ALLOWED_TRANSITIONS: dict[CompanyStatus, frozenset[CompanyStatus]] = {
     _S.LINKED: frozenset({_S.INITIAL_READ, _S.NEEDS_RELINK, _S.FAILED, _S.OFFBOARDED}),
     _S.INITIAL_READ: frozenset({_S.READY, _S.NEEDS_RELINK, _S.FAILED, _S.OFFBOARDED}),
     _S.READY: frozenset({_S.NEEDS_RELINK, _S.OFFBOARDED}),
-    _S.NEEDS_RELINK: frozenset({_S.PENDING_LINK, _S.OFFBOARDED, _S.FAILED}),
+    # READY again when the SMB re-authorizes the same connection (connection.reconnected).
+    _S.NEEDS_RELINK: frozenset({_S.PENDING_LINK, _S.READY, _S.OFFBOARDED, _S.FAILED}),
     _S.LINK_EXPIRED: frozenset({_S.PENDING_LINK, _S.OFFBOARDED}),
     _S.LINK_FAILED: frozenset({_S.PENDING_LINK, _S.OFFBOARDED}),
     _S.FAILED: frozenset({_S.PENDING_LINK, _S.OFFBOARDED}),
@@ -97,6 +98,8 @@ class Wait(_Model):
     # `connection.connected` must not complete a relink) and do not settle the wait.
     not_before: datetime = Field(alias="notBefore")
     armed_at: datetime = Field(alias="armedAt")
+    # When set, only a signal about this connection (its detail's `connectionId`) settles the wait.
+    connection_id: str | None = Field(default=None, alias="connectionId")
 
 
 class LastError(_Model):
@@ -118,13 +121,31 @@ class CompanyRecord(_Model):
     # Incremented by every write; each write is conditional on the version it read.
     version: int = 0
     platform_key: str | None = Field(default=None, alias="platformKey")
+    # Where the product wants the SMB user to land after Link, and the product's own tags.
+    redirect_url: str | None = Field(default=None, alias="redirectUrl")
+    tags: dict[str, str] = Field(default_factory=dict)
     codat_company_id: str | None = Field(default=None, alias="codatCompanyId")
+    # Set just before asking Codat to create the company. Create-company takes no Idempotency-Key:
+    # while this is set and `codat_company_id` is not, an earlier attempt may have created it, so
+    # the company is looked up by its tag before creating again.
+    codat_company_requested_at: datetime | None = Field(
+        default=None, alias="codatCompanyRequestedAt"
+    )
+    # The execution that asked Codat for the current Link cycle's connection (same reasoning).
+    connection_requested_by: str | None = Field(default=None, alias="connectionRequestedBy")
     connection_id: str | None = Field(default=None, alias="connectionId")
     connection_status: str | None = Field(default=None, alias="connectionStatus")
+    # generatedDate of the connection webhook that set connection_status: an older one arriving
+    # late changes nothing.
+    connection_event_at: datetime | None = Field(default=None, alias="connectionEventAt")
     link_url: str | None = Field(default=None, alias="linkUrl")
     link_issued_at: datetime | None = Field(default=None, alias="linkIssuedAt")
     # dataType -> Codat's status for it after the initial read (e.g. Complete, AuthError).
     data_types: dict[str, str] = Field(default_factory=dict, alias="dataTypes")
+    # When Codat's read that set each data type's status was generated (newest wins per type),
+    # and the newest read of any type (read.completed and read.completed.initial).
+    data_types_read_at: dict[str, datetime] = Field(default_factory=dict, alias="dataTypesReadAt")
+    last_read_at: datetime | None = Field(default=None, alias="lastReadAt")
     last_error: LastError | None = Field(default=None, alias="lastError")
     # Signals not yet consumed by a wait, newest per kind; and the wait parked here, if any.
     signals: dict[WaitKind, Signal] = Field(default_factory=dict)

@@ -17,6 +17,7 @@ from botocore.session import Session
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_stepfunctions import SFNClient
 
 # Fail fast inside a Lambda: the workflow retries with back-off, the client should not.
@@ -51,3 +52,9 @@ def stepfunctions() -> SFNClient:
 def eventbridge() -> EventBridgeClient:
     events: EventBridgeClient = client("events")
     return events
+
+
+@cache
+def secretsmanager() -> SecretsManagerClient:
+    secrets: SecretsManagerClient = client("secretsmanager")
+    return secrets

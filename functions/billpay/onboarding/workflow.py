@@ -33,6 +33,17 @@ class StepFunctionsWorkflow:
             status=answer["status"],
         )
 
+    def stop(self, execution_arn: str, cause: str) -> bool:
+        try:
+            running = (
+                self._client.describe_execution(executionArn=execution_arn)["status"] == "RUNNING"
+            )
+            if running:
+                self._client.stop_execution(executionArn=execution_arn, cause=cause)
+        except self._client.exceptions.ExecutionDoesNotExist:
+            return False
+        return running
+
     def execution_arn(self, name: str) -> str:
         # arn:aws:states:region:account:stateMachine:NAME -> ...:execution:NAME:execution-name
         prefix, _, machine = self._arn.rpartition(":stateMachine:")

@@ -179,3 +179,47 @@ def test_the_record_round_trips_through_its_item_form():
         update={"signals": {WaitKind.AUTHORIZATION: _signal(T0)}, "wait": _wait()}
     )
     assert CompanyRecord.model_validate(record.to_item()) == record
+
+
+class ForgetfulResumer(RecordingResumer):
+    """Like Step Functions after a wait timed out to reconcile: the old token is dead."""
+
+    def __init__(self, dead: set[str]) -> None:
+        super().__init__()
+        self.dead = dead
+
+    def resume(self, token: str, output: dict) -> bool:
+        if token in self.dead:
+            return False
+        return super().resume(token, output)
+
+
+def test_a_signal_meeting_a_dead_token_is_kept_for_the_next_wait():
+    # Given a wait whose task already timed out (the execution went to reconcile)
+    companies, resumer = InMemoryCompanies(), ForgetfulResumer(dead={"token-1"})
+    _company(companies)
+    logic.arm_wait(companies, resumer, "smb-1", _wait("token-1"))
+    # When the webhook arrives, it cannot resume that token
+    outcome = logic.record_signal(companies, resumer, "smb-1", _signal(T0 + timedelta(minutes=1)))
+    # Then the signal is not lost: it is stored, and the next wait takes it at once
+    assert outcome.delivered is None
+    assert outcome.record.wait is None
+    assert WaitKind.AUTHORIZATION in outcome.record.signals
+    armed = logic.arm_wait(companies, resumer, "smb-1", _wait("token-2"))
+    assert armed.delivered is not None
+    assert "token-2" in resumer.resumed
+
+
+def test_a_wait_for_one_connection_ignores_a_signal_about_another():
+    # A relink's new connection must not be completed by news of the old one.
+    companies, resumer = InMemoryCompanies(), RecordingResumer()
+    _company(companies)
+    wait = _wait().model_copy(update={"connection_id": "conn-new"})
+    logic.arm_wait(companies, resumer, "smb-1", wait)
+    old = _signal(T0 + timedelta(minutes=1)).model_copy(update={"detail": {"connectionId": "old"}})
+    assert logic.record_signal(companies, resumer, "smb-1", old).delivered is None
+    new = _signal(T0 + timedelta(minutes=2), "wh-2").model_copy(
+        update={"detail": {"connectionId": "conn-new", "outcome": "linked"}}
+    )
+    assert logic.record_signal(companies, resumer, "smb-1", new).delivered is not None
+    assert resumer.resumed["token-1"]["detail"]["connectionId"] == "conn-new"

@@ -387,7 +387,16 @@ def test_valid_request_passes(validation):
 
 
 @pytest.mark.parametrize(
-    "body", [b'{"name": "too long"}', b"{}", b'{"name": "a", "extra": 1}', b"not json", b""]
+    "body",
+    [
+        b'{"name": "too long"}',
+        b"{}",
+        b'{"name": "a", "extra": 1}',
+        b"not json",
+        b"",
+        b"[" * 100_000 + b"]" * 100_000,  # deeper than json.loads goes: RecursionError
+        b'{"name": ' + b"[" * 5_000 + b"]" * 5_000 + b"}",  # parses; too deep to validate
+    ],
 )
 def test_body_breaking_the_model_is_invalid(validation, body):
     assert validate_request(validation, _post(body), {}) == "Invalid request body"
