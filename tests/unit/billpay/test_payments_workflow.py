@@ -517,3 +517,13 @@ def test_the_new_key_waits_for_the_window_however_often_the_bill_is_read():
     assert world.clock.now - T0 >= timedelta(minutes=95)
     reads = sum(1 for name, _ in run.steps if name == "reconcile")
     assert reads == 95  # one a minute, until the window and its margin (95 minutes) have passed
+
+
+def test_with_codats_window_and_the_default_schedule_a_stored_500_costs_95_minutes_14_reads():
+    # The figure docs/benchmarks.md quotes for Codat's real window.
+    world = World()
+    world.codat.faults = ["error"]
+    _, run = world.pay()
+    assert world.record().status is PaymentStatus.PAID
+    assert sum(1 for name, _ in run.steps if name == "reconcile") == 14
+    assert world.record().attempt.first_sent_at - T0 == timedelta(minutes=95)
