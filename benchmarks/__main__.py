@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from benchmarks import packaging, payments
+from benchmarks import packaging, payments, webhook_ingress
 
 
 def main() -> None:
     print("## Packaging and cold start\n")
     packaging.main()
+    print("\n## Webhook ingress\n")
+    webhook_ingress.main()
     print("\n## Paying a bill\n")
     payments.main([])
 

@@ -21,6 +21,7 @@ class Settings(BaseModel):
     codat_api_key_secret_arn: str | None = Field(default=None, alias="CODAT_API_KEY_SECRET_ARN")
     # Functions that publish domain events (billpay.events.publisher).
     event_bus_name: str | None = Field(default=None, alias="EVENT_BUS_NAME")
+    webhook_events_table: str | None = Field(default=None, alias="WEBHOOK_EVENTS_TABLE")
     # The product's copy of bills and accounts (billpay.bills.repository).
     payables_table: str | None = Field(default=None, alias="PAYABLES_TABLE")
     # Payments (billpay.payments): their table, their workflow, and how patient it is (JSON of
