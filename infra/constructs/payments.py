@@ -35,7 +35,7 @@ from constructs import Construct
 from billpay.payments.logic import Next
 from infra import constants
 from infra.config import StageConfig
-from infra.constructs.common import acknowledge, log_group, logical_id
+from infra.constructs.common import acknowledge, log_group, nag_name
 from infra.constructs.functions import FunctionFactory
 from infra.constructs.onboarding import codat_environment
 
@@ -273,7 +273,7 @@ class PaymentWorkflow(Construct):
         for fn in self.functions.values():
             acknowledge(
                 role,
-                f"AwsSolutions-IAM5[Resource::<{logical_id(fn)}.Arn>:*]",
+                f"AwsSolutions-IAM5[Resource::{nag_name(role, f'{fn.function_arn}:*')}]",
                 "LambdaInvoke may call the function's versions and aliases; still one function.",
             )
 

@@ -8,8 +8,8 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from billpay.bills import repository as payables_table
-from billpay.payments import repository as payments_table
 from billpay.companies.repository import CODAT_COMPANY_INDEX
+from billpay.payments import repository as payments_table
 from billpay.webhooks.store import BY_COMPANY_INDEX, BY_DAY_INDEX
 from infra.config import StageConfig
 from infra.constructs.common import acknowledge, removal_policy

@@ -13,9 +13,9 @@ from infra.constructs.state import (
     CodatSecrets,
     CompanyTable,
     IntegrationEventBus,
-    WebhookEventsTable,
     PayablesTable,
     PaymentTable,
+    WebhookEventsTable,
 )
 
 

@@ -256,6 +256,8 @@ def _set_error(self: Any, error: Any) -> None:
     if isinstance(self._program_state, ProgramStopped):
         return
     _original_set_error(self, error=error)
+
+
 class _CopyExceptTables:
     """Stands in for the `copy` module inside moto.dynamodb.models (patch 10)."""
 

@@ -78,7 +78,12 @@ def test_api_role_starts_and_stops_only_the_onboarding_machine(dev):
     table_resources = str([s["Resource"] for s in statements if "dynamodb:PutItem" in _actions(s)])
     assert "Fn::ImportValue" in table_resources
     assert "CompaniesTable" in table_resources
-    starts = {s["Resource"]["Ref"] for s in statements if "states:StartExecution" in _actions(s)}
+    starts = {
+        resource["Ref"]
+        for s in statements
+        if "states:StartExecution" in _actions(s)
+        for resource in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+    }
     assert starts == {
         _machine_id(dev.service, "BillPay-dev-onboarding"),
         _machine_id(dev.service, "BillPay-dev-payments"),

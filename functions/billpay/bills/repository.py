@@ -29,8 +29,6 @@ from datetime import UTC, date, datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
 from billpay.bills.models import (
     BillRecord,
     PaymentAccount,
@@ -39,6 +37,7 @@ from billpay.bills.models import (
     SyncedRecord,
 )
 from billpay.bills.ports import BillFilter, DataType, SaveResult, StartKey
+from billpay.core.dynamo import from_dynamo, to_dynamo
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -60,8 +59,6 @@ _CONFLICT_RETRIES = 5
 _RETRYABLE_CANCELLATIONS = frozenset({"None", "TransactionConflict", "ThrottlingError"})
 
 R = TypeVar("R", bound=SyncedRecord)
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
 def record_key(record: SyncedRecord) -> str:
@@ -428,11 +425,11 @@ def _request_token(company_id: str, records: Mapping[str, SyncedRecord]) -> str:
 
 
 def _to_dynamo(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: _serializer.serialize(value) for key, value in item.items()}
+    return to_dynamo(item)
 
 
 def _from_dynamo(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: _deserializer.deserialize(value) for key, value in item.items()}
+    return from_dynamo(item)
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -15,8 +15,7 @@ import contextlib
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
+from billpay.core.dynamo import from_dynamo, to_dynamo
 from billpay.payments.models import PaymentRecord
 
 if TYPE_CHECKING:
@@ -26,9 +25,6 @@ PARTITION_KEY = "companyId"
 SORT_KEY = "itemKey"
 PAYMENT_PREFIX = "payment#"
 BILL_PREFIX = "bill#"
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
 class DynamoPaymentStore:
@@ -46,9 +42,7 @@ class DynamoPaymentStore:
         ).get("Item")
         if item is None:
             return None
-        return PaymentRecord.model_validate(
-            {key: _deserializer.deserialize(value) for key, value in item.items()}
-        )
+        return PaymentRecord.model_validate(from_dynamo(item))
 
     def create(self, record: PaymentRecord) -> bool:
         try:
@@ -123,9 +117,8 @@ def _key(company_id: str, item_key: str) -> dict[str, Any]:
 
 
 def _item(record: PaymentRecord) -> dict[str, Any]:
-    fields = record.to_item()
     return {
-        **{key: _serializer.serialize(value) for key, value in fields.items()},
+        **to_dynamo(record.to_item()),
         **_key(record.company_id, PAYMENT_PREFIX + record.payment_id),
     }
 
