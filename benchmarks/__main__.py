@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks import packaging, payments, webhook_ingress
+from benchmarks import onboarding_cost, packaging, payments, webhook_ingress
 
 
 def main() -> None:
@@ -10,6 +10,8 @@ def main() -> None:
     packaging.main()
     print("\n## Webhook ingress\n")
     webhook_ingress.main()
+    print("\n## One onboarding: Codat calls, transitions, Lambda invocations\n")
+    onboarding_cost.main()
     print("\n## Paying a bill\n")
     payments.main([])
 

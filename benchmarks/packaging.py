@@ -5,8 +5,8 @@
 Synth is timed in a fresh output folder with bundling skipped (what the infra tests pay) and in
 cdk.out with the assets already built (what `make synth` pays on a warm checkout).
 
-Import time is measured for every handler the synthesized templates declare, with a Python of the
-runtime's version, inside fresh interpreters (`-S -B`: nothing from this machine's site-packages,
+Import time is measured for every module holding a handler the synthesized templates declare,
+with a Python of the runtime's version, inside fresh interpreters (`-S -B`: nothing from this machine's site-packages,
 nothing written): the time `import <handler module>` takes, i.e. what it adds to a bare
 interpreter's start. Lambda's arm64 layer cannot load on this machine, so the layer is rebuilt for
 this machine's architecture with the same requirements, pip options and compiler
@@ -137,15 +137,18 @@ def _timed_import(
 
 
 def dominant_packages(
-    replica: lambda_replica.Replica, handler: lambda_replica.Handler, runs: int = 7, top: int = 5
+    replica: lambda_replica.Replica,
+    entry: lambda_replica.EntryModule,
+    runs: int = 7,
+    top: int = 5,
 ) -> list[tuple[str, float]]:
     """The top-level packages whose own module bodies take longest (`-X importtime`, from
     bytecode), as medians over `runs` fresh interpreters."""
     samples: collections.defaultdict[str, list[int]] = collections.defaultdict(list)
     for _ in range(runs):
         result = subprocess.run(  # noqa: S603 - our interpreter, fixed arguments
-            replica.command("-X", "importtime", "-c", f"import {handler.module}"),
-            env=replica.environment(handler.code),
+            replica.command("-X", "importtime", "-c", f"import {entry.module}"),
+            env=replica.environment(entry.code),
             capture_output=True,
             text=True,
             check=True,
@@ -182,33 +185,30 @@ def import_times(repeats: int) -> tuple[list[list[str]], list[str], list[str]]:
             if handler.code not in source_code:
                 target = work / f"code-source-{len(source_code)}"
                 source_code[handler.code] = lambda_replica.source_copy(handler.code, target)
-        measured = [(f"`{h.handler}`", h) for h in handlers]
+        # One row per module the handlers live in (functions sharing a module import the same).
+        entries = lambda_replica.entry_modules(handlers)
+        measured = [(entry.label, entry) for entry in entries]
         # For scale: the Codat SDK on its own, what a function that calls Codat adds.
-        sdk = lambda_replica.Handler(
-            function="reference",
-            handler=f"{CODAT_SDK}.CodatSyncPayables",
-            code=handlers[0].code,
-            environment=(),
-        )
+        sdk = lambda_replica.EntryModule(module=CODAT_SDK, code=entries[0].code, handlers=())
         measured.append((f"`import {CODAT_SDK}` alone, for scale", sdk))
-        for label, handler in measured:
+        for label, entry in measured:
             compiled: list[tuple[float, float]] = []
             source: list[tuple[float, float]] = []
             try:
-                _timed_import(replica, handler.module, handler.code, None)  # warm the file cache
+                _timed_import(replica, entry.module, entry.code, None)  # warm the file cache
             except subprocess.CalledProcessError as error:
                 reason = error.stderr.strip().splitlines()[-1]
                 rows.append([label, *(["does not import"] * 6)])
                 notes.append(f"- {label}: does not import: {reason}")
                 continue
             cases = [
-                (compiled, handler.code, None),
-                (source, source_code[handler.code], source_layer),
+                (compiled, entry.code, None),
+                (source, source_code[entry.code], source_layer),
             ]
             for run in range(repeats):
                 # Alternate which case goes first, so that a burst of noise favours neither.
                 for results, code, layer in cases if run % 2 == 0 else cases[::-1]:
-                    results.append(_timed_import(replica, handler.module, code, layer))
+                    results.append(_timed_import(replica, entry.module, code, layer))
             row = [label]
             for clock in (0, 1):  # wall, then CPU
                 from_bytecode = 1000 * statistics.median(run[clock] for run in compiled)
@@ -219,13 +219,13 @@ def import_times(repeats: int) -> tuple[list[list[str]], list[str], list[str]]:
                     f"**{from_bytecode / from_source:.2f}**",
                 ]
             rows.append(row)
-            top = ", ".join(f"{name} {ms:.0f}" for name, ms in dominant_packages(replica, handler))
+            top = ", ".join(f"{name} {ms:.0f}" for name, ms in dominant_packages(replica, entry))
             notes.append(f"- {label}: {top}")
         boto3_on_top = statistics.median(
             float(
                 subprocess.run(  # noqa: S603 - our interpreter, fixed script
                     replica.command("-P", "-c", _BOTO3_ON_TOP),
-                    env=replica.environment(handlers[0].code),
+                    env=replica.environment(entries[0].code),
                     capture_output=True,
                     text=True,
                     check=True,

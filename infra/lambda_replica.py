@@ -33,7 +33,7 @@ RUNTIME_PACKAGES = ("boto3",)
 # Run by the replica's interpreter: imports one handler and reports, as JSON, every file the
 # import system compiled from source (SourceLoader.source_to_code is where that happens; a module
 # loaded from a valid .pyc never reaches it), every module loaded, and whether the handler is
-# callable. argv: module, attribute.
+# callable. argv: module, then the attributes to check.
 IMPORT_PROBE = """
 import importlib, json, sys
 from importlib import _bootstrap_external as external
@@ -46,13 +46,14 @@ def spy(self, data, path, *args, **kwargs):
     return to_code(self, data, path, *args, **kwargs)
 
 external.SourceLoader.source_to_code = spy
-handler = getattr(importlib.import_module(sys.argv[1]), sys.argv[2])
+module = importlib.import_module(sys.argv[1])
+handlers = [getattr(module, name, None) for name in sys.argv[2:]]
 files = sorted({m.__file__ for m in list(sys.modules.values()) if getattr(m, "__file__", None)})
 print(json.dumps({
     "compiled": compiled,
     "files": files,
     "modules": sorted(sys.modules),
-    "callable": callable(handler),
+    "callable": all(callable(handler) for handler in handlers),
 }))
 """
 _HOST_PLATFORMS = {"x86_64": "manylinux2014_x86_64", "aarch64": "manylinux2014_aarch64"}
@@ -74,6 +75,34 @@ class Handler:
     @property
     def attribute(self) -> str:
         return self.handler.rpartition(".")[2]
+
+
+@dataclass(frozen=True)
+class EntryModule:
+    """A module that one or more functions' handlers live in: what a cold start imports."""
+
+    module: str
+    code: Path
+    handlers: tuple[Handler, ...]
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        return tuple(sorted({h.attribute for h in self.handlers}))
+
+    @property
+    def label(self) -> str:
+        return f"`{self.module}` ({', '.join(self.attributes)})"
+
+
+def entry_modules(handlers: list[Handler]) -> list[EntryModule]:
+    """`handlers` grouped by the module (and code asset) they import."""
+    groups: dict[tuple[str, Path], list[Handler]] = {}
+    for handler in handlers:
+        groups.setdefault((handler.module, handler.code), []).append(handler)
+    return [
+        EntryModule(module=module, code=code, handlers=tuple(group))
+        for (module, code), group in sorted(groups.items())
+    ]
 
 
 def declared_handlers(cdk_out: Path, runtime: str) -> list[Handler]:
@@ -200,18 +229,20 @@ class Replica:
         # without usable bytecode is compiled on every run, as on Lambda's read-only file system.
         return [str(self.interpreter.path), "-S", "-B", *args]
 
-    def probe(self, handler: Handler, code: Path | None = None, layer: Path | None = None) -> Probe:
-        """Import `handler` in a fresh interpreter (from `code` and `layer` if given)."""
+    def probe(
+        self, entry: EntryModule, code: Path | None = None, layer: Path | None = None
+    ) -> Probe:
+        """Import `entry`'s module in a fresh interpreter (from `code` and `layer` if given)."""
         result = subprocess.run(  # noqa: S603 - our interpreter, our probe, no shell
-            self.command("-P", "-c", IMPORT_PROBE, handler.module, handler.attribute),
-            env=self.environment(code or handler.code, layer),
+            self.command("-P", "-c", IMPORT_PROBE, entry.module, *entry.attributes),
+            env=self.environment(code or entry.code, layer),
             capture_output=True,
             text=True,
             timeout=120,
             check=False,
         )
         if result.returncode != 0:
-            raise RuntimeError(f"importing {handler.handler} failed:\n{result.stderr}")
+            raise RuntimeError(f"importing {entry.module} failed:\n{result.stderr}")
         report = json.loads(result.stdout)
         return Probe(
             compiled=tuple(report["compiled"]),

@@ -117,14 +117,14 @@ class ServiceStack(Stack):
             value=onboarding.state_machine.state_machine_arn,
         )
         CfnOutput(self, constants.OUTPUT_ALARM_TOPIC_ARN, value=monitoring.topic.topic_arn)
-        CfnOutput(
-            self,
-            constants.OUTPUT_PAYMENT_STATE_MACHINE_ARN,
-            value=payments.state_machine.state_machine_arn,
-        )
         CfnOutput(self, constants.OUTPUT_WEBHOOK_URL, value=webhooks.url)
         CfnOutput(self, constants.OUTPUT_DASHBOARD_NAME, value=monitoring.dashboard.dashboard_name)
         CfnOutput(self, constants.OUTPUT_WEBHOOK_QUEUE_URL, value=webhooks.queue.queue_url)
         CfnOutput(
             self, constants.OUTPUT_WEBHOOK_DLQ_URL, value=webhooks.dead_letter_queue.queue_url
+        )
+        CfnOutput(
+            self,
+            constants.OUTPUT_PAYMENT_STATE_MACHINE_ARN,
+            value=payments.state_machine.state_machine_arn,
         )

@@ -1,6 +1,7 @@
 """`python -m localcloud dev|demo`: the synthesized stack running on this machine.
 
-dev   moto server + cdk.out deployed + the local API, on fixed ports, until Ctrl-C.
+dev   moto server + cdk.out deployed + the local API, on fixed ports, next to a fresh Codat
+      emulator the product calls as Codat, until Ctrl-C.
 demo  cdk.out on an in-process local cloud next to a fresh Codat emulator, then the onboarding
       journey to READY through the local API and the emulator's Link page, then exit.
 """
@@ -20,7 +21,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from localcloud.deploy import Deployment
@@ -45,6 +47,24 @@ class RunningCloud:
     moto_url: str
     # Every REST API served: logical id -> URL (the default API first).
     api_urls: dict[str, str] = field(default_factory=dict)
+
+    def client(self, service: str) -> Any:
+        from localcloud.deploy import client_factory
+
+        return client_factory(self.deployment.region, self.moto_url)(service)
+
+    def output(self, key: str) -> str:
+        return self.deployment.output(key)
+
+    def local_url(self, aws_url: str) -> str:
+        """The local address of a deployed API's URL (its host's first label is the API id)."""
+        parts = urlsplit(aws_url)
+        api_id = (parts.hostname or "").split(".", 1)[0]
+        for stack in self.deployment.stacks.values():
+            for logical_id, url in self.api_urls.items():
+                if stack.physical_ids.get(logical_id) == api_id:
+                    return url + parts.path
+        raise KeyError(f"{aws_url} is not the URL of a served REST API")
 
 
 class CliError(Exception):
@@ -219,8 +239,17 @@ def dev(args: argparse.Namespace) -> int:
         rest_api=args.rest_api,
         time_scale=args.time_scale,
     ) as cloud:
-        _print_summary(cloud, started)
-        _wait_for_signal()
+        from codat_emulator.testing import running_emulator
+        from localcloud.product import connect_to_emulator, connect_webhooks
+
+        # The product calls Codat: here, an emulator on 127.0.0.1, never the internet.
+        with running_emulator() as codat:
+            connect_to_emulator(cloud, codat)
+            webhook_url = connect_webhooks(cloud, codat)
+            _print_summary(cloud, started)
+            print(f"  Codat emulator: {codat.base_url}  (API key {codat.api_key})")
+            print(f"    its signed webhooks go to {webhook_url}", flush=True)
+            _wait_for_signal()
         print("stopping the local cloud", flush=True)
     print("stopped", flush=True)
     return 0

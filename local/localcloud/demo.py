@@ -2,7 +2,8 @@
 
 What a product and its SMB user do, end to end: the product starts onboarding through its API,
 reads the Link URL, the user authorizes in Link (the emulator's page, submitted as a browser
-submits its form), Codat's webhooks resume the workflow, and the company is READY.
+submits its form), Codat's signed webhooks (verified by the ingress, applied by the processor)
+resume the workflow, and the company is READY.
 
 Each step prints what it did; any unexpected answer stops the journey with a non-zero exit.
 """
@@ -21,7 +22,7 @@ from urllib.parse import urljoin
 
 import httpx
 
-from localcloud.codat_signals import EmulatorWebhooks
+from codat_emulator.webhooks import dispatcher_for
 from localcloud.product import ProductCloud, running_product
 
 _TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
@@ -87,7 +88,6 @@ def _until(
 
 def run_journey(product: ProductCloud) -> int:
     cloud, company_id = product.cloud, f"demo-{secrets.token_hex(4)}"
-    webhooks = EmulatorWebhooks(cloud, product.emulator)
     sfn = cloud.client("stepfunctions")
     with httpx.Client(base_url=cloud.api_url, timeout=35) as api, httpx.Client(timeout=30) as web:
 
@@ -115,15 +115,12 @@ def run_journey(product: ProductCloud) -> int:
             page = press(web, pending["linkUrl"], "authorize")
             print(f"   HTTP {page.status_code}: the connection is authorized", flush=True)
 
-            print("4. Codat's webhooks resume the waiting workflow", flush=True)
-            webhooks.deliver_new()
-            for envelope in webhooks.generated():
-                if (
-                    envelope["payload"].get("referenceCompany", {}).get("id")
-                    == pending["codatCompanyId"]
-                ):
-                    print(f"   {envelope['eventType']}", flush=True)
+            print("4. Codat's signed webhooks resume the waiting workflow", flush=True)
             ready = _until(company, lambda c: c["status"] in ("READY", "FAILED"), "READY")
+            for delivery in dispatcher_for(product.emulator.store).deliveries():
+                if delivery["companyId"] == pending["codatCompanyId"] and delivery["attempts"]:
+                    status = delivery["attempts"][-1]["statusCode"]
+                    print(f"   {delivery['eventType']} -> webhook API {status}", flush=True)
             execution = _until(
                 lambda: dict(sfn.describe_execution(executionArn=started["executionArn"])),
                 lambda e: e["status"] in _TERMINAL,

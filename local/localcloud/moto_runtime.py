@@ -236,7 +236,7 @@ class _ScaledSleepTime(types.ModuleType):
         time.sleep(max(seconds, 0) * _time_scale)
 
 
-# --- patch 8: StopExecution wakes a task parked on a task token --------------------------------
+# --- patch 9: StopExecution wakes a task parked on a task token --------------------------------
 
 _original_set_stop = SfnEnvironment.set_stop
 
@@ -328,6 +328,7 @@ def install_patches() -> None:
         SfnEnvironment.set_error = _set_error  # type: ignore[method-assign]
         retrier_decl.time = _ScaledSleepTime()  # type: ignore[attr-defined]
         sqs_models.Queue.add_message = sqs_poller.hide_mappings_from_send  # type: ignore[method-assign]
+
         dynamodb_models.copy = _CopyExceptTables  # type: ignore[attr-defined,assignment]
         dynamodb_models.DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
         _patches_installed = True

@@ -23,7 +23,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from codat_emulator.testing import RunningEmulator, running_emulator
 from localcloud.testing import DEFAULT_TEST_TIME_SCALE, LocalCloud, local_cloud
@@ -56,10 +56,10 @@ def deployed_functions(cloud: LocalCloud) -> list[str]:
     return names
 
 
-def set_function_environment(cloud: LocalCloud, values: dict[str, str]) -> None:
+def set_function_environment(cloud: DeployedCloud, values: dict[str, str]) -> None:
     """Add `values` to every deployed function's environment (kept: what the template set)."""
     lambda_client = cloud.client("lambda")
-    for name in deployed_functions(cloud):
+    for name in deployed_function_names(cloud):
         current = lambda_client.get_function_configuration(FunctionName=name)
         variables = dict(current.get("Environment", {}).get("Variables", {}))
         variables.update(values)
@@ -68,7 +68,25 @@ def set_function_environment(cloud: LocalCloud, values: dict[str, str]) -> None:
         )
 
 
-def connect_to_emulator(cloud: LocalCloud, emulator: RunningEmulator) -> dict[str, str]:
+class DeployedCloud(Protocol):
+    """What wiring the product to the emulator needs: LocalCloud (tests) and the CLI's cloud."""
+
+    def client(self, service: str) -> Any: ...
+
+    def output(self, key: str) -> str: ...
+
+    def local_url(self, aws_url: str) -> str: ...
+
+
+def deployed_function_names(cloud: DeployedCloud) -> list[str]:
+    return [
+        fn["FunctionName"]
+        for page in cloud.client("lambda").get_paginator("list_functions").paginate()
+        for fn in page["Functions"]
+    ]
+
+
+def connect_to_emulator(cloud: DeployedCloud, emulator: RunningEmulator) -> dict[str, str]:
     """Point the deployed product at the emulator; returns the environment added to functions."""
     cloud.client("secretsmanager").put_secret_value(
         SecretId=cloud.output(OUTPUT_CODAT_API_KEY_SECRET_ARN), SecretString=emulator.api_key
@@ -78,7 +96,7 @@ def connect_to_emulator(cloud: LocalCloud, emulator: RunningEmulator) -> dict[st
     return env
 
 
-def connect_webhooks(cloud: LocalCloud, emulator: RunningEmulator) -> str:
+def connect_webhooks(cloud: DeployedCloud, emulator: RunningEmulator) -> str:
     """Set the emulator up as `python -m ops codat-setup` sets Codat up, and store the consumer's
     signing secret where the ingress reads it; returns the webhook endpoint's local URL."""
     url = cloud.local_url(cloud.output(OUTPUT_WEBHOOK_URL))

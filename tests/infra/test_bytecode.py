@@ -170,21 +170,21 @@ def test_every_handler_imports_from_shipped_bytecode_only(handlers, replica):
     """Our code and the layer: not one module compiled from source on import."""
     problems: dict[str, object] = {}
     from_layer = []
-    for handler in handlers:
+    for entry in lambda_replica.entry_modules(handlers):
         try:
-            probe = replica.probe(handler)
-        except RuntimeError as error:  # the handler does not import at all
-            problems[handler.handler] = str(error).strip().splitlines()[-1]
+            probe = replica.probe(entry)
+        except RuntimeError as error:  # the module does not import at all
+            problems[entry.label] = str(error).strip().splitlines()[-1]
             continue
         from_layer += probe.loaded_under(replica.layer)
         if not probe.handler_callable:
-            problems[handler.handler] = "not callable"
-        elif not probe.loaded_under(handler.code):
-            problems[handler.handler] = "loaded none of our modules"
-        elif probe.compiled_under(handler.code) or probe.compiled_under(replica.layer):
-            problems[handler.handler] = {
+            problems[entry.label] = "a handler is missing or not callable"
+        elif not probe.loaded_under(entry.code):
+            problems[entry.label] = "loaded none of our modules"
+        elif probe.compiled_under(entry.code) or probe.compiled_under(replica.layer):
+            problems[entry.label] = {
                 "compiled from source": [
-                    *probe.compiled_under(handler.code),
+                    *probe.compiled_under(entry.code),
                     *probe.compiled_under(replica.layer),
                 ]
             }
@@ -194,9 +194,14 @@ def test_every_handler_imports_from_shipped_bytecode_only(handlers, replica):
 
 def test_the_import_probe_sees_modules_compiled_from_source(handlers, replica, tmp_path):
     """The check above can fail: the same imports from source-only copies are all compiled."""
-    code = lambda_replica.source_copy(handlers[0].code, tmp_path / "code")
+    api = next(
+        e
+        for e in lambda_replica.entry_modules(handlers)
+        if e.module == constants.API_HANDLER.rpartition(".")[0]
+    )
+    code = lambda_replica.source_copy(api.code, tmp_path / "code")
     layer = lambda_replica.source_copy(replica.layer, tmp_path / "layer")
-    probe = replica.probe(handlers[0], code=code, layer=layer)
+    probe = replica.probe(api, code=code, layer=layer)
     for folder in (code, layer):
         loaded = [f for f in probe.loaded_under(folder) if f.endswith(".py")]  # not extensions
         assert loaded

@@ -7,6 +7,7 @@ Imports are measured in docs/benchmarks.md (`make bench`).
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -28,9 +29,9 @@ ROUTERS = {constants.API_HANDLER}
 NEVER = ("boto3", "s3transfer", "localcloud", "codat_emulator", "moto", "pytest")
 
 
-def _imported_by(handler: str) -> set[str] | str:
-    """The modules importing `handler`'s module loads, or why it could not be imported."""
-    module = handler.rpartition(".")[0]
+@functools.cache
+def _imported_by(module: str) -> set[str] | str:
+    """The modules importing `module` loads, or why it could not be imported."""
     script = f"import json, sys; import {module}; print(json.dumps(sorted(sys.modules)))"
     result = subprocess.run(
         [sys.executable, "-c", script],
@@ -56,7 +57,7 @@ def _functions(dev) -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def imported(dev) -> dict[str, tuple[dict, set[str] | str]]:
     return {
-        logical_id: (props, _imported_by(props["Handler"]))
+        logical_id: (props, _imported_by(props["Handler"].rpartition(".")[0]))
         for logical_id, props in _functions(dev).items()
     }
 

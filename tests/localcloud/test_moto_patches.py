@@ -153,7 +153,7 @@ def test_the_internals_the_patches_replace_have_the_shape_they_were_written_for(
     # StopExecution wakes parked tasks through the callback pool's endpoints.
     assert "callback_pool_manager" in inspect.getsource(SfnEnvironment.__init__)
     assert callable(CallbackEndpoint.interrupt_all)
-    # Patch 8: moto backs a transaction up through the module's `copy`, table by table, and
+    # Patch 10: moto backs a transaction up through the module's `copy`, table by table, and
     # restores `self.tables[...]` from that backup (a no-op once the backup is the table itself).
     transact = inspect.getsource(moto_runtime._original_transact_write_items)
     assert "copy.deepcopy(\n                    self.tables[table_name]" in transact

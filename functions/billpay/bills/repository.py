@@ -188,7 +188,7 @@ class DynamoPayablesRepository:
         return {
             "Put": {
                 "TableName": self._table,
-                "Item": _to_dynamo(item),
+                "Item": to_dynamo(item),
                 "ConditionExpression": condition,
                 "ExpressionAttributeNames": {"#k": SORT_KEY},
                 "ExpressionAttributeValues": values,
@@ -207,7 +207,7 @@ class DynamoPayablesRepository:
         try:
             self._client.put_item(
                 TableName=self._table,
-                Item=_to_dynamo(item),
+                Item=to_dynamo(item),
                 ConditionExpression="attribute_not_exists(#k) OR listedAt < :listed",
                 ExpressionAttributeNames={"#k": SORT_KEY},
                 ExpressionAttributeValues={":listed": {"S": _instant(listed_at)}},
@@ -260,7 +260,7 @@ class DynamoPayablesRepository:
                     TableName=self._table,
                     Item={
                         **key,
-                        **_to_dynamo({"payments": listed, "version": version + 1}),
+                        **to_dynamo({"payments": listed, "version": version + 1}),
                     },
                     ConditionExpression="attribute_not_exists(#v) OR #v = :v",
                     ExpressionAttributeNames={"#v": "version"},
@@ -321,7 +321,7 @@ class DynamoPayablesRepository:
             while request:
                 answer = self._client.batch_get_item(RequestItems=request)
                 for item in answer["Responses"].get(self._table, []):
-                    data = _from_dynamo(item)
+                    data = from_dynamo(item)
                     found[data[SORT_KEY].removeprefix(PAYMENTS_PREFIX)] = data.get("payments", [])
                 request = answer.get("UnprocessedKeys") or {}
         return [
@@ -354,7 +354,7 @@ class DynamoPayablesRepository:
         if start is not None:
             query["ExclusiveStartKey"] = {name: {"S": value} for name, value in start.items()}
         answer = self._client.query(TableName=self._table, ConsistentRead=True, **query)
-        records = [model.model_validate(_from_dynamo(item)) for item in answer["Items"]]
+        records = [model.model_validate(from_dynamo(item)) for item in answer["Items"]]
         last = answer.get("LastEvaluatedKey")
         if not last:
             return records, None
@@ -370,7 +370,7 @@ class DynamoPayablesRepository:
         item = self._client.get_item(
             TableName=self._table, Key=_key(company_id, key), ConsistentRead=True
         ).get("Item")
-        return None if item is None else _from_dynamo(item)
+        return None if item is None else from_dynamo(item)
 
 
 def _sync_key(data_type: DataType) -> str:
@@ -422,14 +422,6 @@ def _request_token(company_id: str, records: Mapping[str, SyncedRecord]) -> str:
     for key, record in records.items():
         digest.update(f"{key}={record.digest()};".encode())
     return digest.hexdigest()[:36]
-
-
-def _to_dynamo(item: Mapping[str, Any]) -> dict[str, Any]:
-    return to_dynamo(item)
-
-
-def _from_dynamo(item: Mapping[str, Any]) -> dict[str, Any]:
-    return from_dynamo(item)
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -117,8 +117,9 @@ def _key(company_id: str, item_key: str) -> dict[str, Any]:
 
 
 def _item(record: PaymentRecord) -> dict[str, Any]:
+    fields = record.to_item()
     return {
-        **to_dynamo(record.to_item()),
+        **to_dynamo(fields),
         **_key(record.company_id, PAYMENT_PREFIX + record.payment_id),
     }
 

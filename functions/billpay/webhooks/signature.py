@@ -69,9 +69,10 @@ def signed_headers(headers: Mapping[str, str]) -> SignedHeaders:
 
 def secret_key(secret: str) -> bytes:
     """The HMAC key inside a `whsec_<base64>` secret; ValueError if it is not one."""
-    encoded = secret.strip().removeprefix(SECRET_PREFIX)
+    encoded = secret.strip().removeprefix(SECRET_PREFIX).rstrip("=")
     try:
-        key = base64.b64decode(encoded + "==", validate=True)  # Svix sometimes drops padding
+        # Svix sometimes drops the padding: pad exactly (Python 3.13 rejects surplus padding).
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise ValueError("a webhook secret is base64 after its whsec_ prefix") from None
     if not key:

@@ -1,4 +1,4 @@
-"""Unit fixtures for billpay: see tests/unit/conftest.py (moto, tables); the payables table."""
+"""Unit fixtures for billpay: see tests/unit/conftest.py (moto, tables)."""
 
 import pytest
 
