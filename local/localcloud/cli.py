@@ -210,7 +210,6 @@ def _print_summary(cloud: RunningCloud, started: float) -> None:
             print(f"    {key} = {value}")
     for item in cloud.deployment.handled:
         print(f"  note: {item.describe()}")
-    print("Ctrl-C stops it.", flush=True)
 
 
 def _wait_for_signal() -> None:
@@ -240,15 +239,24 @@ def dev(args: argparse.Namespace) -> int:
         time_scale=args.time_scale,
     ) as cloud:
         from codat_emulator.testing import running_emulator
-        from localcloud.product import connect_to_emulator, connect_webhooks
+        from localcloud.product import (
+            OUTPUT_CODAT_API_KEY_SECRET_ARN,
+            OUTPUT_WEBHOOK_URL,
+            connect_to_emulator,
+            connect_webhooks,
+        )
 
-        # The product calls Codat: here, an emulator on 127.0.0.1, never the internet.
-        with running_emulator() as codat:
-            connect_to_emulator(cloud, codat)
-            webhook_url = connect_webhooks(cloud, codat)
+        outputs = {key for o in cloud.deployment.all_outputs().values() for key in o}
+        with contextlib.ExitStack() as stack:
             _print_summary(cloud, started)
-            print(f"  Codat emulator: {codat.base_url}  (API key {codat.api_key})")
-            print(f"    its signed webhooks go to {webhook_url}", flush=True)
+            # The product calls Codat: here, an emulator on 127.0.0.1, never the internet.
+            if OUTPUT_CODAT_API_KEY_SECRET_ARN in outputs:
+                codat = stack.enter_context(running_emulator())
+                connect_to_emulator(cloud, codat)
+                print(f"  Codat emulator: {codat.base_url}  (API key {codat.api_key})")
+                if OUTPUT_WEBHOOK_URL in outputs:
+                    print(f"    its signed webhooks go to {connect_webhooks(cloud, codat)}")
+            print("Ctrl-C stops it.", flush=True)
             _wait_for_signal()
         print("stopping the local cloud", flush=True)
     print("stopped", flush=True)

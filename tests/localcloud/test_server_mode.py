@@ -234,3 +234,42 @@ def test_dev_serves_until_ctrl_c_then_stops_cleanly(fixture_cdk_out):
             process.wait()
     assert process.returncode == 0
     assert "stopping the local cloud" in rest
+
+
+def test_dev_runs_a_codat_emulator_the_product_calls_instead_of_codat(product_cdk_out):
+    # Given `make dev` on the product's own cdk.out
+    api_port, moto_port = _free_port(), _free_port()
+    process = _dev(
+        "--cdk-out",
+        str(product_cdk_out),
+        "--api-port",
+        str(api_port),
+        "--moto-port",
+        str(moto_port),
+        env={"LOCALCLOUD_TIME_SCALE": "0.01"},
+    )
+    try:
+        output = _Output(process)
+        banner = output.read_until("Ctrl-C stops it.", timeout=120)
+        assert "Codat emulator: http://127.0.0.1:" in banner
+        assert "its signed webhooks go to http://127.0.0.1:" in banner
+        emulator_url = banner.split("Codat emulator: ", 1)[1].split()[0]
+        # When onboarding starts, Then it creates the company and connection in the emulator
+        with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=35) as http:
+            body = {"companyId": "dev-1", "name": "Dev Ltd", "platformKey": "gbol"}
+            assert http.post("/companies", json=body).status_code == 202
+            deadline = time.monotonic() + 60
+            company: dict = {}
+            while company.get("status") != "PENDING_LINK":
+                assert time.monotonic() < deadline, company
+                time.sleep(0.2)
+                answer = http.get("/companies/dev-1")
+                company = answer.json() if answer.status_code == 200 else {}
+        assert company["linkUrl"].startswith(emulator_url)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0
