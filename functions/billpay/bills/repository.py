@@ -10,7 +10,8 @@ One item collection per company (partition key `companyId`), sort key `recordKey
     supplier#<supplierId>  a supplier
     accounts               the payment accounts, one item holding the whole (short) list
     sync#<dataType>        the sync's watermark for bills or suppliers
-    request#<requestId>    the ledger of the product's writes through Codat (see billpay.bills.writes)
+    request#<requestId>    the ledger of the product's writes through Codat (see billpay.bills.writes),
+                           deleted by DynamoDB's TTL (`expiresAt`) after REQUEST_RETENTION
 
 Local secondary indexes, so a company's bills are read by due date or by status and due date with
 a Query on one partition, never a Scan:
@@ -25,7 +26,7 @@ import contextlib
 import hashlib
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -35,8 +36,10 @@ from billpay.bills.models import (
     BillRecord,
     PaymentAccount,
     ProductPayment,
+    RequestState,
     SupplierRecord,
     SyncedRecord,
+    WriteRequest,
 )
 from billpay.bills.ports import BillFilter, DataType, SaveResult, StartKey
 
@@ -51,6 +54,9 @@ BY_STATUS_DUE_DATE = "byStatusDueDate"
 BILL_PREFIX = "bill#"
 SUPPLIER_PREFIX = "supplier#"
 PAYMENTS_PREFIX = "payments#"
+REQUEST_PREFIX = "request#"
+# How long a request id is remembered: a retry after that is a new request.
+REQUEST_RETENTION = timedelta(days=30)
 ACCOUNTS_KEY = "accounts"
 # DynamoDB's limits: 100 keys per BatchGetItem, 100 actions per TransactWriteItems.
 _BATCH = 100
@@ -238,6 +244,79 @@ class DynamoPayablesRepository:
                 ConditionExpression="attribute_not_exists(watermark) OR watermark < :mark",
                 ExpressionAttributeValues={":mark": {"S": mark}},
             )
+
+    def add_payment_account(self, company_id: str, account: PaymentAccount, at: datetime) -> None:
+        """Add an account the product just created to the stored listing, dated `at`: a listing
+        taken before then, which may not have it, no longer replaces it."""
+        for _ in range(_CONFLICT_RETRIES):
+            item = self._get(company_id, ACCOUNTS_KEY) or {"accounts": [], "listedAt": ""}
+            accounts = [a for a in item["accounts"] if a["id"] != account.account_id]
+            accounts.append(_attributes(account.synced_fields()))
+            stored = {
+                PARTITION_KEY: company_id,
+                SORT_KEY: ACCOUNTS_KEY,
+                "accounts": accounts,
+                "listedAt": max(_instant(at), item["listedAt"]),
+            }
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=_to_dynamo(stored),
+                    # Unchanged since read (no item reads as listedAt ""): else read again.
+                    ConditionExpression="attribute_not_exists(#k) OR listedAt = :seen",
+                    ExpressionAttributeNames={"#k": SORT_KEY},
+                    ExpressionAttributeValues={":seen": {"S": item["listedAt"]}},
+                )
+            except self._client.exceptions.ConditionalCheckFailedException:
+                continue
+            return
+        raise RuntimeError(f"the payment accounts of {company_id!r} kept changing")
+
+    # -- the ledger of the product's writes -----------------------------------------------------
+
+    def begin_request(self, company_id: str, request: WriteRequest) -> WriteRequest | None:
+        """Record `request` as PENDING; None if this call recorded it, else the one recorded."""
+        item = {
+            PARTITION_KEY: company_id,
+            SORT_KEY: REQUEST_PREFIX + request.request_id,
+            **_attributes(request.model_dump(by_alias=True)),
+            # DynamoDB's TTL deletes it after that (within two days); reads check it too.
+            "expiresAt": int((request.created_at + REQUEST_RETENTION).timestamp()),
+        }
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=_to_dynamo(item),
+                ConditionExpression="attribute_not_exists(#k) OR expiresAt < :now",
+                ExpressionAttributeNames={"#k": SORT_KEY},
+                ExpressionAttributeValues={":now": {"N": str(int(request.created_at.timestamp()))}},
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            stored = self._get(company_id, REQUEST_PREFIX + request.request_id)
+            if stored is None:  # expired and deleted in between: record it again
+                return self.begin_request(company_id, request)
+            return WriteRequest.model_validate(stored)
+        return None
+
+    def request(self, company_id: str, request_id: str) -> WriteRequest | None:
+        item = self._get(company_id, REQUEST_PREFIX + request_id)
+        if item is None or item["expiresAt"] < int(datetime.now(UTC).timestamp()):
+            return None  # DynamoDB deletes expired items within two days, not at once
+        return WriteRequest.model_validate(item)
+
+    def settle_request(
+        self, company_id: str, request_id: str, state: RequestState, outcome: dict[str, Any]
+    ) -> None:
+        self._client.update_item(
+            TableName=self._table,
+            Key=_key(company_id, REQUEST_PREFIX + request_id),
+            UpdateExpression="SET #s = :state, outcome = :outcome",
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues={
+                ":state": {"S": state.value},
+                ":outcome": _serializer.serialize(_attributes(outcome)),
+            },
+        )
 
     # -- the product's reads --------------------------------------------------------------------
 
