@@ -15,6 +15,8 @@ CREATE_CODAT_COMPANY_HANDLER = "billpay.onboarding.codat_handlers.create_codat_c
 CREATE_CONNECTION_HANDLER = "billpay.onboarding.codat_handlers.create_connection"
 RECONCILE_HANDLER = "billpay.onboarding.codat_handlers.reconcile"
 LOAD_COMPANY_DATA_HANDLER = "billpay.onboarding.codat_handlers.load_company_data"
+# The payables sync's one step (imports the SDK: it calls Codat).
+SYNC_PAYABLES_HANDLER = "billpay.bills.handlers.sync_payables"
 
 # Environment variable names the functions read (validated by billpay.core.settings).
 ENV_COMPANIES_TABLE = "COMPANIES_TABLE"
@@ -22,6 +24,9 @@ ENV_ONBOARDING_STATE_MACHINE_ARN = "ONBOARDING_STATE_MACHINE_ARN"
 ENV_CODAT_BASE_URL = "CODAT_BASE_URL"
 ENV_CODAT_API_KEY_SECRET_ARN = "CODAT_API_KEY_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
 ENV_EVENT_BUS_NAME = "EVENT_BUS_NAME"
+ENV_PAYABLES_TABLE = "PAYABLES_TABLE"
+ENV_PAGE_TOKEN_KEY_SECRET_ARN = "PAGE_TOKEN_KEY_SECRET_ARN"  # noqa: S105 - a variable name
+ENV_PAYABLES_SYNC_STATE_MACHINE_ARN = "PAYABLES_SYNC_STATE_MACHINE_ARN"
 ENV_STAGE = "STAGE"
 
 # CloudFormation output ids (stable: the local cloud, tests and operators read them).
@@ -31,7 +36,13 @@ OUTPUT_ONBOARDING_STATE_MACHINE_ARN = "OnboardingStateMachineArn"
 OUTPUT_EVENT_BUS_NAME = "EventBusName"
 OUTPUT_CODAT_API_KEY_SECRET_ARN = "CodatApiKeySecretArn"  # noqa: S105 - an output id, not a secret
 OUTPUT_ALARM_TOPIC_ARN = "AlarmTopicArn"
+OUTPUT_PAYABLES_TABLE = "PayablesTableName"
+OUTPUT_PAYABLES_SYNC_STATE_MACHINE_ARN = "PayablesSyncStateMachineArn"
 
 # Paths of the product backend API.
 ROUTE_COMPANIES = "companies"
 ROUTE_RELINK = "relink"
+ROUTE_BILLS = "bills"
+ROUTE_ATTACHMENTS = "attachments"
+ROUTE_SUPPLIERS = "suppliers"
+ROUTE_PAYMENT_ACCOUNTS = "payment-accounts"

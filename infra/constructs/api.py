@@ -94,6 +94,10 @@ class ProductApi(Construct):
         company.add_resource(constants.ROUTE_RELINK).add_method(
             "POST", integration, request_validator=validator, request_parameters=company_id
         )
+        # Other constructs add their routes under a company (infra/constructs/bills.py).
+        self.company = company
+        self.integration = integration
+        self.validator = validator
         self._add_waf(config)
 
     def _acknowledge_account_role(self) -> None:

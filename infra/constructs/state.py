@@ -7,6 +7,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from billpay.bills import repository as payables
 from infra.config import StageConfig
 from infra.constructs.common import acknowledge, removal_policy
 
@@ -33,6 +34,69 @@ class CompanyTable(Construct):
             ),
             deletion_protection=config.retain_data,
             removal_policy=removal_policy(config),
+        )
+
+
+class PayablesTable(Construct):
+    """Per SMB: its bills, suppliers and payment accounts as Codat last reported them, the sync's
+    watermarks, and the ledger of the product's writes (layout: billpay.bills.repository).
+
+    Local secondary indexes (not global): the product reads one company's bills at a time, so its
+    partition is the natural key; local indexes share the table's capacity, are strongly
+    consistent, and cost no second copy of the partition key. The price is a 10 GB cap per company
+    (items and indexes), some 5 million bills at about 600 bytes each (x3 with both indexes).
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
+        super().__init__(scope, construct_id)
+        self.table = dynamodb.Table(
+            self,
+            "Table",
+            partition_key=dynamodb.Attribute(
+                name=payables.PARTITION_KEY, type=dynamodb.AttributeType.STRING
+            ),
+            sort_key=dynamodb.Attribute(name=payables.SORT_KEY, type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            time_to_live_attribute="expiresAt",
+            deletion_protection=config.retain_data,
+            removal_policy=removal_policy(config),
+        )
+        for index, attribute in (
+            (payables.BY_DUE_DATE, "dueDate"),
+            (payables.BY_STATUS_DUE_DATE, "statusDueDate"),
+        ):
+            self.table.add_local_secondary_index(
+                index_name=index,
+                sort_key=dynamodb.Attribute(name=attribute, type=dynamodb.AttributeType.STRING),
+                projection_type=dynamodb.ProjectionType.ALL,
+            )
+
+
+class PageTokenKey(Construct):
+    """The key that signs the product API's page tokens, generated at deploy, never seen by anyone."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
+        super().__init__(scope, construct_id)
+        self.secret = secretsmanager.Secret(
+            self,
+            "Key",
+            description=f"{config.prefix}: signs the page tokens of the product API's listings",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=64, exclude_punctuation=True
+            ),
+            removal_policy=removal_policy(config),
+        )
+        acknowledge(
+            self.secret,
+            "AwsSolutions-SMG4",
+            (
+                "Rotating it only invalidates the page tokens handed out before (a listing starts "
+                "again); docs/operations.md describes rotating it by hand."
+            ),
         )
 
 

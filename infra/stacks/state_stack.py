@@ -9,7 +9,13 @@ from constructs import Construct
 
 from infra import constants
 from infra.config import StageConfig
-from infra.constructs.state import CodatSecrets, CompanyTable, IntegrationEventBus
+from infra.constructs.state import (
+    CodatSecrets,
+    CompanyTable,
+    IntegrationEventBus,
+    PageTokenKey,
+    PayablesTable,
+)
 
 
 class StateStack(Stack):
@@ -20,8 +26,11 @@ class StateStack(Stack):
         self.companies = CompanyTable(self, "Companies", config=config)
         self.secrets = CodatSecrets(self, "Codat", config=config)
         self.event_bus = IntegrationEventBus(self, "Events", config=config)
+        self.payables = PayablesTable(self, "Payables", config=config)
+        self.page_token_key = PageTokenKey(self, "PageTokens", config=config)
 
         CfnOutput(self, constants.OUTPUT_COMPANIES_TABLE, value=self.companies.table.table_name)
+        CfnOutput(self, constants.OUTPUT_PAYABLES_TABLE, value=self.payables.table.table_name)
         CfnOutput(self, constants.OUTPUT_EVENT_BUS_NAME, value=self.event_bus.bus.event_bus_name)
         CfnOutput(
             self, constants.OUTPUT_CODAT_API_KEY_SECRET_ARN, value=self.secrets.api_key.secret_arn

@@ -4,7 +4,7 @@ from infra import constants
 
 
 def test_companies_table_is_encrypted_with_point_in_time_recovery(dev):
-    dev.state.resource_count_is("AWS::DynamoDB::Table", 1)
+    dev.state.resource_count_is("AWS::DynamoDB::Table", 2)  # companies, payables
     dev.state.has_resource_properties(
         "AWS::DynamoDB::Table",
         {
@@ -31,7 +31,8 @@ def test_dev_data_is_disposable_but_prod_data_is_retained(dev, stage_synth):
 
 
 def test_codat_api_key_secret_and_event_bus_exist(dev):
-    dev.state.resource_count_is("AWS::SecretsManager::Secret", 1)
+    # The Codat API key and the page token key (test_payables_infra.py)
+    dev.state.resource_count_is("AWS::SecretsManager::Secret", 2)
     dev.state.has_resource_properties("AWS::Events::EventBus", {"Name": "BillPay-dev-events"})
 
 

@@ -27,6 +27,7 @@ docs/architecture.md).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -314,3 +315,45 @@ def _latest(current: datetime | None, records: tuple[SyncedRecord, ...]) -> date
     if current is not None:
         dates.append(current)
     return max(dates, default=None)
+
+
+# -- starting a run ----------------------------------------------------------------------------------
+
+
+class SyncStarter(Protocol):
+    def start(self, request: SyncRequest) -> bool:
+        """Start the run; False when a run with its id was started before (nothing started)."""
+        ...
+
+
+def sync_run_id(company_id: str, cause: str) -> str:
+    """One run per company and cause (a read.completed webhook's id, "initial", ...): the run id
+    is the sync state machine's execution name, so starting it twice starts it once.
+
+    At most 80 characters, as Step Functions wants: "sync-" + company id (64 at most) + "-" + 10.
+    """
+    digest = hashlib.sha256(f"{company_id}\n{cause}".encode()).hexdigest()[:10]
+    return f"sync-{company_id}-{digest}"
+
+
+def request_sync(
+    company_id: str,
+    cause: str,
+    starter: SyncStarter,
+    *,
+    modified_from: datetime | None = None,
+    full: bool = False,
+) -> SyncRequest:
+    """Start a run for `company_id` because of `cause`; a repeated cause starts nothing new.
+
+    The webhook processor calls this on `read.completed` (cause: the webhook id, modified_from:
+    its `modifiedFromDate`).
+    """
+    request = SyncRequest(
+        company_id=company_id,
+        run_id=sync_run_id(company_id, cause),
+        modified_from=modified_from,
+        full=full,
+    )
+    starter.start(request)
+    return request
