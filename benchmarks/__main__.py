@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from benchmarks import packaging
+from benchmarks import packaging, webhook_ingress
 
 
 def main() -> None:
     print("## Packaging and cold start\n")
     packaging.main()
+    print("\n## Webhook ingress\n")
+    webhook_ingress.main()
 
 
 if __name__ == "__main__":

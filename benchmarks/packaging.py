@@ -1,15 +1,25 @@
 """What a deploy costs and what a cold start pays: synth time, asset sizes, handler import time.
 
-    .venv/bin/python -m benchmarks.packaging
+    .venv/bin/python -m benchmarks.packaging [--repeats 15]
 
 Synth is timed in a fresh output folder with bundling skipped (what the infra tests pay) and in
-cdk.out with the layer already built (what `make synth` pays on a warm checkout). Import times are
-the median of fresh interpreters importing one handler module: the cold-start work our code adds
-on top of the runtime's own start. Run on an idle machine; compare figures from one run.
+cdk.out with the assets already built (what `make synth` pays on a warm checkout).
+
+Import time is measured for every handler the synthesized templates declare, with a Python of the
+runtime's version, inside fresh interpreters (`-S -B`: nothing from this machine's site-packages,
+nothing written): the time `import <handler module>` takes, i.e. what it adds to a bare
+interpreter's start. Lambda's arm64 layer cannot load on this machine, so the layer is rebuilt for
+this machine's architecture with the same requirements, pip options and compiler
+(`infra/lambda_replica.py`); the code is the staged asset from cdk.out; boto3 is precompiled, as
+the Lambda runtime ships it. "From bytecode" is what ships now; "from source" is the same code and
+layer without their .pyc (what shipped before, and what ships when synth finds no 3.13). The two
+are interleaved, run by run, so that machine noise hits both alike; compare the ratio.
 """
 
 from __future__ import annotations
 
+import argparse
+import collections
 import io
 import json
 import os
@@ -19,13 +29,32 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
-from infra import constants
+from infra import bytecode, lambda_replica
+from infra.constructs.functions import RUNTIME
 
 ROOT = Path(__file__).resolve().parents[1]
 CDK_OUT = ROOT / "cdk.out"
 ENV = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+MIB = 1024 * 1024
+CODAT_SDK = "codat_sync_for_payables"
+# Times importing boto3 in an interpreter that has botocore's session already: what boto3 adds
+# (s3transfer, multiprocessing, its resources), which the functions no longer import.
+_BOTO3_ON_TOP = (
+    "import botocore.config, botocore.session, time\n"
+    "wall = time.perf_counter()\n"
+    "import boto3\n"
+    "print(time.perf_counter() - wall)\n"
+)
+# Prints the wall-clock and CPU seconds one import takes in this fresh interpreter. argv: module.
+_TIMED_IMPORT = (
+    "import importlib, sys, time\n"
+    "wall, cpu = time.perf_counter(), time.process_time()\n"
+    "importlib.import_module(sys.argv[1])\n"
+    "print(time.perf_counter() - wall, time.process_time() - cpu)\n"
+)
 
 
 def _run(args: list[str], env: dict[str, str] | None = None) -> float:
@@ -34,7 +63,7 @@ def _run(args: list[str], env: dict[str, str] | None = None) -> float:
     return time.perf_counter() - start
 
 
-def synth_seconds() -> dict[str, float]:
+def synth_seconds() -> dict[str, str]:
     with tempfile.TemporaryDirectory() as out:
         cold = _run(
             [
@@ -45,71 +74,209 @@ def synth_seconds() -> dict[str, float]:
             ]
         )
     warm = _run([sys.executable, "app.py"])
-    return {"synth, bundling skipped (s)": cold, "synth, layer cached (s)": warm}
+    return {"synth, bundling skipped (s)": f"{cold:.1f}", "synth, assets cached (s)": f"{warm:.1f}"}
 
 
-def _folder_sizes(folder: Path) -> tuple[int, int]:
-    unzipped = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+def _folder_sizes(folder: Path, keep: Callable[[Path], bool] = lambda _: True) -> tuple[int, int]:
+    files = [p for p in sorted(folder.rglob("*")) if p.is_file() and keep(p)]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                archive.write(path, path.relative_to(folder))
-    return unzipped, buffer.tell()
+        for path in files:
+            archive.write(path, path.relative_to(folder))
+    return sum(p.stat().st_size for p in files), buffer.tell()
 
 
-def asset_sizes() -> dict[str, float]:
+def _source_only(path: Path) -> bool:
+    return path.suffix != ".pyc"
+
+
+def asset_sizes() -> dict[str, str]:
     template = json.loads((CDK_OUT / "BillPay-dev-Service.template.json").read_text())
     files = json.loads((CDK_OUT / "BillPay-dev-Service.assets.json").read_text())["files"]
 
     def folder(s3_key: str) -> Path:
-        return CDK_OUT / files[s3_key.removesuffix(".zip")]["source"]["path"]
+        return CDK_OUT / str(files[s3_key.removesuffix(".zip")]["source"]["path"])
 
     resources = template["Resources"].values()
     (layer,) = [r for r in resources if r["Type"] == "AWS::Lambda::LayerVersion"]
     code = next(r for r in resources if r["Type"] == "AWS::Lambda::Function")
-    layer_raw, layer_zip = _folder_sizes(folder(layer["Properties"]["Content"]["S3Key"]))
-    code_raw, code_zip = _folder_sizes(folder(code["Properties"]["Code"]["S3Key"]))
-    mib = 1024 * 1024
+    layer_dir = folder(layer["Properties"]["Content"]["S3Key"])
+    code_dir = folder(code["Properties"]["Code"]["S3Key"])
+    layer_raw, layer_zip = _folder_sizes(layer_dir)
+    layer_src_raw, layer_src_zip = _folder_sizes(layer_dir, _source_only)
+    code_raw, code_zip = _folder_sizes(code_dir)
+    code_src_raw, code_src_zip = _folder_sizes(code_dir, _source_only)
     return {
-        "layer unzipped (MiB)": layer_raw / mib,
-        "layer zipped (MiB)": layer_zip / mib,
-        "code unzipped (KiB)": code_raw / 1024,
-        "code zipped (KiB)": code_zip / 1024,
+        "layer as shipped (arm64, bytecode), unzipped / zipped (MiB)": (
+            f"{layer_raw / MIB:.1f} / {layer_zip / MIB:.1f}"
+        ),
+        "the same layer without its .pyc, unzipped / zipped (MiB)": (
+            f"{layer_src_raw / MIB:.1f} / {layer_src_zip / MIB:.1f}"
+        ),
+        "code as shipped (bytecode), unzipped / zipped (KiB)": (
+            f"{code_raw / 1024:.1f} / {code_zip / 1024:.1f}"
+        ),
+        "the same code without its .pyc, unzipped / zipped (KiB)": (
+            f"{code_src_raw / 1024:.1f} / {code_src_zip / 1024:.1f}"
+        ),
     }
 
 
-def import_seconds(repeats: int = 7) -> dict[str, float]:
-    """Two cases. From source: no bytecode anywhere, as on Lambda, whose read-only /opt and
-    /var/task hold the layer and code without .pyc (pip ran with --no-compile for another Python)
-    and cannot cache any. From bytecode: a warm __pycache__, the best a cold start could do."""
-    source_env = {**ENV, "PYTHONDONTWRITEBYTECODE": "1"}
-    source_env.pop("PYTHONPYCACHEPREFIX", None)
-    figures = {}
-    with tempfile.TemporaryDirectory() as cache:
-        cached_env = {**ENV, "PYTHONPYCACHEPREFIX": cache}
-        cached_env.pop("PYTHONDONTWRITEBYTECODE", None)
-        for handler in (constants.API_HANDLER, constants.REGISTER_COMPANY_HANDLER):
-            module = handler.rpartition(".")[0]
-            statement = [sys.executable, "-c", f"import {module}"]
-            bare = [sys.executable, "-c", "pass"]
-            _run(statement, cached_env)  # fill the bytecode cache
-            for label, env in (("from source", source_env), ("from bytecode", cached_env)):
-                runs = [_run(statement, env) for _ in range(repeats)]
-                baseline = [_run(bare, env) for _ in range(repeats)]
-                figures[f"import {module}, {label} (ms over bare python)"] = 1000 * (
-                    statistics.median(runs) - statistics.median(baseline)
-                )
-    return figures
+def _timed_import(
+    replica: lambda_replica.Replica, module: str, code: Path, layer: Path | None
+) -> tuple[float, float]:
+    result = subprocess.run(  # noqa: S603 - our interpreter, fixed script
+        replica.command("-P", "-c", _TIMED_IMPORT, module),
+        env=replica.environment(code, layer),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    wall, cpu = result.stdout.split()
+    return float(wall), float(cpu)
 
 
-def main() -> None:
+def dominant_packages(
+    replica: lambda_replica.Replica, handler: lambda_replica.Handler, runs: int = 7, top: int = 5
+) -> list[tuple[str, float]]:
+    """The top-level packages whose own module bodies take longest (`-X importtime`, from
+    bytecode), as medians over `runs` fresh interpreters."""
+    samples: collections.defaultdict[str, list[int]] = collections.defaultdict(list)
+    for _ in range(runs):
+        result = subprocess.run(  # noqa: S603 - our interpreter, fixed arguments
+            replica.command("-X", "importtime", "-c", f"import {handler.module}"),
+            env=replica.environment(handler.code),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        totals: collections.Counter[str] = collections.Counter()
+        for line in result.stderr.splitlines():
+            fields = line.removeprefix("import time:").split("|")
+            if len(fields) == 3 and fields[0].strip().isdigit():
+                totals[fields[2].strip().partition(".")[0]] += int(fields[0])
+        for name, microseconds in totals.items():
+            samples[name].append(microseconds)
+    medians = {
+        name: statistics.median(values + [0] * (runs - len(values)))
+        for name, values in samples.items()
+    }
+    ranked = sorted(medians.items(), key=lambda item: item[1], reverse=True)[:top]
+    return [(name, us / 1000) for name, us in ranked]
+
+
+def import_times(repeats: int) -> tuple[list[list[str]], list[str], list[str]]:
+    version = RUNTIME.name.removeprefix("python")
+    interpreter = bytecode.find_interpreter(version)
+    if interpreter is None:
+        raise SystemExit(bytecode.missing_interpreter_warning(version))
+    handlers = lambda_replica.declared_handlers(CDK_OUT, RUNTIME.name)
+    rows: list[list[str]] = []
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        replica = lambda_replica.build_replica(work, interpreter)
+        source_layer = lambda_replica.source_copy(replica.layer, work / "layer-source")
+        source_code: dict[Path, Path] = {}
+        for handler in handlers:
+            if handler.code not in source_code:
+                target = work / f"code-source-{len(source_code)}"
+                source_code[handler.code] = lambda_replica.source_copy(handler.code, target)
+        measured = [(f"`{h.handler}`", h) for h in handlers]
+        # For scale: the Codat SDK on its own, what a function that calls Codat adds.
+        sdk = lambda_replica.Handler(
+            function="reference",
+            handler=f"{CODAT_SDK}.CodatSyncPayables",
+            code=handlers[0].code,
+            environment=(),
+        )
+        measured.append((f"`import {CODAT_SDK}` alone, for scale", sdk))
+        for label, handler in measured:
+            compiled: list[tuple[float, float]] = []
+            source: list[tuple[float, float]] = []
+            try:
+                _timed_import(replica, handler.module, handler.code, None)  # warm the file cache
+            except subprocess.CalledProcessError as error:
+                reason = error.stderr.strip().splitlines()[-1]
+                rows.append([label, *(["does not import"] * 6)])
+                notes.append(f"- {label}: does not import: {reason}")
+                continue
+            cases = [
+                (compiled, handler.code, None),
+                (source, source_code[handler.code], source_layer),
+            ]
+            for run in range(repeats):
+                # Alternate which case goes first, so that a burst of noise favours neither.
+                for results, code, layer in cases if run % 2 == 0 else cases[::-1]:
+                    results.append(_timed_import(replica, handler.module, code, layer))
+            row = [label]
+            for clock in (0, 1):  # wall, then CPU
+                from_bytecode = 1000 * statistics.median(run[clock] for run in compiled)
+                from_source = 1000 * statistics.median(run[clock] for run in source)
+                row += [
+                    f"{from_bytecode:.0f}",
+                    f"{from_source:.0f}",
+                    f"**{from_bytecode / from_source:.2f}**",
+                ]
+            rows.append(row)
+            top = ", ".join(f"{name} {ms:.0f}" for name, ms in dominant_packages(replica, handler))
+            notes.append(f"- {label}: {top}")
+        boto3_on_top = statistics.median(
+            float(
+                subprocess.run(  # noqa: S603 - our interpreter, fixed script
+                    replica.command("-P", "-c", _BOTO3_ON_TOP),
+                    env=replica.environment(handlers[0].code),
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+            )
+            for _ in range(repeats)
+        )
+        notes.append(
+            f"- `import boto3` after botocore's session (what the functions no longer import): "
+            f"{1000 * boto3_on_top:.0f} ms wall, median"
+        )
+        host_raw, host_zip = _folder_sizes(replica.layer.parent)
+    context = [
+        f"Python {interpreter.version} ({interpreter.path}), {repeats} fresh interpreters per "
+        f"case; the layer built for this machine ({lambda_replica.host_platform()}) with the "
+        f"shipped layer's options: {host_raw / MIB:.1f} MiB unzipped, {host_zip / MIB:.1f} MiB zipped."
+    ]
+    return rows, notes, context
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15, help="fresh interpreters per case")
+    args = parser.parse_args(argv)
+    if args.repeats < 7:
+        parser.error("--repeats must be at least 7")
     if not (CDK_OUT / "BillPay-dev-Service.template.json").exists():
         raise SystemExit("cdk.out is missing: run `make synth` first")
-    figures = {**synth_seconds(), **asset_sizes(), **import_seconds()}
+    figures = {**synth_seconds(), **asset_sizes()}
     print("| figure | value |\n| --- | --- |")
     for name, value in figures.items():
-        print(f"| {name} | {value:.1f} |")
+        print(f"| {name} | {value} |")
+    load_before = os.getloadavg()[0]
+    rows, notes, context = import_times(args.repeats)
+    context.append(
+        f"Load average ({os.cpu_count()} CPUs) {load_before:.1f} before the import runs, "
+        f"{os.getloadavg()[0]:.1f} after."
+    )
+    print("\n" + " ".join(context))
+    print(
+        "\n| handler | from bytecode, wall (ms) | from source, wall (ms) | ratio | "
+        "from bytecode, CPU (ms) | from source, CPU (ms) | ratio |\n"
+        "| --- | --- | --- | --- | --- | --- | --- |"
+    )
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print(
+        "\nWhere a handler's imports go: the top-level packages whose own module bodies take "
+        "longest\n(`-X importtime` self time, medians of 7 runs, from bytecode, ms):\n"
+    )
+    print("\n".join(notes))
 
 
 if __name__ == "__main__":

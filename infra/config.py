@@ -36,6 +36,12 @@ class StageConfig(BaseModel):
     api_rate_limit: int = Field(ge=1)
     api_burst_limit: int = Field(ge=1)
     alarm_email: str | None = None
+    # Throttling on the public webhook API (Codat's bursts: a read completes many data types).
+    webhook_rate_limit: int = Field(default=50, ge=1)
+    webhook_burst_limit: int = Field(default=100, ge=1)
+    # When set, WAF lets only these CIDRs reach the webhook API (Codat publishes its source IPs:
+    # 4.159.114.108/32, 20.117.190.191/32). The signature stays the real check either way.
+    webhook_source_cidrs: tuple[str, ...] = ()
 
     @property
     def prefix(self) -> str:

@@ -17,6 +17,8 @@ RECONCILE_HANDLER = "billpay.onboarding.codat_handlers.reconcile"
 LOAD_COMPANY_DATA_HANDLER = "billpay.onboarding.codat_handlers.load_company_data"
 # The payables sync's one step (imports the SDK: it calls Codat).
 SYNC_PAYABLES_HANDLER = "billpay.bills.handlers.sync_payables"
+WEBHOOK_INGRESS_HANDLER = "billpay.webhooks.ingress.handler"
+WEBHOOK_PROCESSOR_HANDLER = "billpay.webhooks.processor.handler"
 
 # Environment variable names the functions read (validated by billpay.core.settings).
 ENV_COMPANIES_TABLE = "COMPANIES_TABLE"
@@ -28,6 +30,9 @@ ENV_PAYABLES_TABLE = "PAYABLES_TABLE"
 ENV_PAGE_TOKEN_KEY_SECRET_ARN = "PAGE_TOKEN_KEY_SECRET_ARN"  # noqa: S105 - a variable name
 ENV_PAYABLES_SYNC_STATE_MACHINE_ARN = "PAYABLES_SYNC_STATE_MACHINE_ARN"
 ENV_STAGE = "STAGE"
+ENV_WEBHOOK_EVENTS_TABLE = "WEBHOOK_EVENTS_TABLE"
+ENV_WEBHOOK_QUEUE_URL = "WEBHOOK_QUEUE_URL"
+ENV_WEBHOOK_SECRET_ARN = "WEBHOOK_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
 
 # CloudFormation output ids (stable: the local cloud, tests and operators read them).
 OUTPUT_API_URL = "ApiUrl"
@@ -38,6 +43,12 @@ OUTPUT_CODAT_API_KEY_SECRET_ARN = "CodatApiKeySecretArn"  # noqa: S105 - an outp
 OUTPUT_ALARM_TOPIC_ARN = "AlarmTopicArn"
 OUTPUT_PAYABLES_TABLE = "PayablesTableName"
 OUTPUT_PAYABLES_SYNC_STATE_MACHINE_ARN = "PayablesSyncStateMachineArn"
+OUTPUT_WEBHOOK_URL = "CodatWebhookUrl"
+OUTPUT_WEBHOOK_SECRET_ARN = "CodatWebhookSecretArn"  # noqa: S105 - an output id, not a secret
+OUTPUT_WEBHOOK_EVENTS_TABLE = "WebhookEventsTableName"
+OUTPUT_WEBHOOK_QUEUE_URL = "WebhookQueueUrl"
+OUTPUT_WEBHOOK_DLQ_URL = "WebhookDeadLetterQueueUrl"
+OUTPUT_DASHBOARD_NAME = "OperationsDashboardName"
 
 # Paths of the product backend API.
 ROUTE_COMPANIES = "companies"
@@ -46,3 +57,6 @@ ROUTE_BILLS = "bills"
 ROUTE_ATTACHMENTS = "attachments"
 ROUTE_SUPPLIERS = "suppliers"
 ROUTE_PAYMENT_ACCOUNTS = "payment-accounts"
+# Path of the public webhook API where Codat posts (POST /webhooks/codat).
+ROUTE_WEBHOOKS = "webhooks"
+ROUTE_CODAT = "codat"

@@ -1,6 +1,6 @@
 """The only code shipped to Lambda, one package per capability.
 
-core/        what every capability shares: settings, errors, logging, boto3 clients
+core/        what every capability shares: settings, errors, logging, AWS clients (botocore)
 companies/   the SMB aggregate: its record and statuses, the table, and where webhooks meet waits
 onboarding/  starting onboarding and the onboarding state machine's steps
 api/         the product backend's REST API (routes of every capability)

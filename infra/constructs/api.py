@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
@@ -19,7 +20,7 @@ from billpay.onboarding.models import (
 )
 from infra import constants
 from infra.config import StageConfig
-from infra.constructs.common import acknowledge, log_group
+from infra.constructs.common import acknowledge, log_group, nag_name
 
 
 class ProductApi(Construct):
@@ -102,9 +103,12 @@ class ProductApi(Construct):
 
     def _acknowledge_account_role(self) -> None:
         role = self.api.node.find_child("CloudWatchRole")
+        policy = iam.ManagedPolicy.from_aws_managed_policy_name(
+            "service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+        )
         acknowledge(
             role,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+            f"AwsSolutions-IAM4[Policy::{nag_name(role, policy.managed_policy_arn)}]",
             (
                 "The account-level API Gateway logging role; AWS documents this managed policy "
                 "as the one to attach, and it grants only CloudWatch Logs writes."
@@ -130,7 +134,7 @@ class ProductApi(Construct):
                         vendor_name="AWS", name=name
                     )
                 ),
-                visibility_config=_visibility(name),
+                visibility_config=waf_visibility(name),
             )
 
         acl = wafv2.CfnWebACL(
@@ -138,7 +142,7 @@ class ProductApi(Construct):
             "WebAcl",
             scope="REGIONAL",
             default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
-            visibility_config=_visibility(f"{config.prefix}-api"),
+            visibility_config=waf_visibility(f"{config.prefix}-api"),
             rules=[
                 managed("AWSManagedRulesCommonRuleSet", 1),
                 managed("AWSManagedRulesKnownBadInputsRuleSet", 2),
@@ -180,7 +184,7 @@ def start_onboarding_schema() -> apigw.JsonSchema:
     )
 
 
-def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+def waf_visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
     return wafv2.CfnWebACL.VisibilityConfigProperty(
         cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True
     )

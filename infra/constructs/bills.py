@@ -29,7 +29,7 @@ from billpay.bills.repository import BY_DUE_DATE, BY_STATUS_DUE_DATE
 from billpay.codat.errors import CodatUnavailableError
 from infra import constants
 from infra.config import StageConfig
-from infra.constructs.common import acknowledge, log_group, logical_id
+from infra.constructs.common import acknowledge, log_group, nag_name
 from infra.constructs.functions import FunctionFactory
 
 # A step reads for up to this long (minus billpay.bills.handlers.RESERVE_MS) before handing over.
@@ -140,7 +140,7 @@ class PayablesSync(Construct):
         )
         acknowledge(
             role,
-            f"AwsSolutions-IAM5[Resource::<{logical_id(self.step)}.Arn>:*]",
+            f"AwsSolutions-IAM5[Resource::{nag_name(role, f'{self.step.function_arn}:*')}]",
             "LambdaInvoke may call the function's versions and aliases; still this one function.",
         )
 

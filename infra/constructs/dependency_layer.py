@@ -2,8 +2,10 @@
 
 pip is told the Lambda platform (manylinux for the target architecture, CPython, the runtime's Python
 version) and to accept wheels only, so the layer matches Lambda even when built on an x86 laptop
-running another Python. The asset hash follows layers/requirements.txt and the bundling options, so
-the layer is rebuilt only when they change.
+running another Python. Then a Python of the runtime's version compiles it to bytecode
+(`infra/bytecode.py`), or, when the machine has none, it ships source only. The asset hash follows
+layers/requirements.txt, the pip target and how it is compiled, so the layer is rebuilt only when
+one of them changes.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import jsii
 from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
+
+from infra import bytecode
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAYER_SOURCE = REPO_ROOT / "layers"
@@ -34,12 +38,33 @@ class LayerBuildError(RuntimeError):
 
 @jsii.implements(ILocalBundling)
 class PipLayerBundling:
-    """An ILocalBundling that runs `pip install --platform ... --only-binary=:all: --target`."""
+    """An ILocalBundling that runs `pip install --platform ... --only-binary=:all: --target`, then
+    compiles the result with `compiler` (a Python of the runtime's version), if there is one."""
 
-    def __init__(self, *, requirements: Path, platform: str, python_version: str) -> None:
+    def __init__(
+        self,
+        *,
+        requirements: Path,
+        platform: str,
+        python_version: str,
+        compiler: bytecode.Interpreter | None,
+    ) -> None:
         self._requirements = requirements
         self._platform = platform
         self._python_version = python_version
+        self._compiler = compiler
+        if compiler is not None and compiler.version != python_version:
+            raise ValueError(
+                f"Python {compiler.version} cannot compile a layer for Python {python_version}"
+            )
+
+    @property
+    def hash_inputs(self) -> dict[str, str]:
+        """What the layer's content follows besides the requirements (see DependencyLayer)."""
+        return {
+            "PIP_TARGET": f"{self._platform} cp{self._python_version}",
+            "PYTHON_BYTECODE": self._compiler.mode if self._compiler else bytecode.SOURCE_ONLY,
+        }
 
     def pip_command(self, output_dir: str) -> list[str]:
         return [
@@ -49,7 +74,7 @@ class PipLayerBundling:
             "install",
             "--quiet",
             "--disable-pip-version-check",
-            "--no-compile",  # Lambda compiles on import; .pyc for another Python would be dead weight
+            "--no-compile",  # pip's own Python is not the runtime's: its .pyc would be dead weight
             "--requirement",
             str(self._requirements),
             "--target",
@@ -73,6 +98,11 @@ class PipLayerBundling:
                 f"pip could not build the dependency layer (exit {result.returncode}):\n"
                 f"{result.stderr.strip()}"
             )
+        site = Path(output_dir) / "python"
+        if self._compiler is None:
+            bytecode.strip_bytecode(site)
+        else:
+            self._compiler.compile_tree(site, mount=f"{bytecode.LAYER_MOUNT}/python")
         return True
 
 
@@ -93,6 +123,7 @@ class DependencyLayer(Construct):
             requirements=REQUIREMENTS,
             platform=_PLATFORMS[architecture.name],
             python_version=python_version,
+            compiler=bytecode.compiler_for(python_version),
         )
         self.layer = lambda_.LayerVersion(
             self,
@@ -104,6 +135,8 @@ class DependencyLayer(Construct):
                     # Never pulled: local bundling always succeeds or raises LayerBuildError.
                     image=DockerImage.from_registry("unused-local-bundling-only"),
                     local=bundler,
+                    # Never given to a container either: here so the asset hash follows them.
+                    environment=bundler.hash_inputs,
                 ),
             ),
             compatible_runtimes=[runtime],

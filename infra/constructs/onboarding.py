@@ -44,7 +44,7 @@ from billpay.companies.models import WaitKind
 from billpay.onboarding.models import MAX_INITIAL_READ_SECONDS, MAX_LINK_EXPIRY_SECONDS
 from infra import constants
 from infra.config import StageConfig
-from infra.constructs.common import acknowledge, log_group, logical_id
+from infra.constructs.common import acknowledge, log_group, nag_name
 from infra.constructs.functions import FunctionFactory
 
 _COMPANY_ID = sfn.JsonPath.string_at("$.companyId")
@@ -280,10 +280,10 @@ class OnboardingWorkflow(Construct):
             {**company, "status": "FAILED", "error": sfn.JsonPath.object_at("$.error")},
             result_path="$.failure",
         )
+        # The company's lastError keeps the original error's name; the execution fails under one
+        # name (an error path could hold "States.Runtime", which a Fail state may not raise).
         record_failure.next(
-            sfn.Fail(
-                self, "OnboardingFailed", error_path="$.error.Error", cause_path="$.error.Cause"
-            )
+            sfn.Fail(self, "OnboardingFailed", error="OnboardingFailed", cause_path="$.error.Cause")
         )
 
         def recorded(
@@ -548,8 +548,7 @@ class OnboardingWorkflow(Construct):
         if isinstance(principal, Construct):
             acknowledge(
                 principal,
-                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
-                f"<AWS::AccountId>:execution:{self.name}:*]",
+                f"AwsSolutions-IAM5[Resource::{nag_name(principal, executions)}]",
                 "Executions of the onboarding state machine only; their names are per company.",
             )
 
@@ -563,7 +562,7 @@ class OnboardingWorkflow(Construct):
         for fn in self.functions.values():
             acknowledge(
                 role,
-                f"AwsSolutions-IAM5[Resource::<{logical_id(fn)}.Arn>:*]",
+                f"AwsSolutions-IAM5[Resource::{nag_name(role, f'{fn.function_arn}:*')}]",
                 "LambdaInvoke may call the function's versions and aliases; still one function.",
             )
 

@@ -8,8 +8,12 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from billpay.bills import repository as payables
+from billpay.companies.repository import CODAT_COMPANY_INDEX
+from billpay.webhooks.store import BY_COMPANY_INDEX, BY_DAY_INDEX
 from infra.config import StageConfig
 from infra.constructs.common import acknowledge, removal_policy
+
+_S = dynamodb.AttributeType.STRING
 
 
 class CompanyTable(Construct):
@@ -35,6 +39,47 @@ class CompanyTable(Construct):
             deletion_protection=config.retain_data,
             removal_policy=removal_policy(config),
         )
+        # Webhooks name Codat's company id; a company whose Codat company carries no product tag
+        # is found through this index (sparse: only companies Codat knows are in it).
+        self.table.add_global_secondary_index(
+            index_name=CODAT_COMPANY_INDEX,
+            partition_key=dynamodb.Attribute(name="codatCompanyId", type=_S),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+        )
+
+
+class WebhookEventsTable(Construct):
+    """Every verified Codat webhook, keyed by its `webhook-id`: the dedupe record, the processing
+    state (claim, outcome) and the replay store. Items expire (TTL) after the retention the
+    functions set, which outlasts Codat's two-week replay window."""
+
+    PARTITION_KEY = "webhookId"
+    TTL_ATTRIBUTE = "expiresAt"
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
+        super().__init__(scope, construct_id)
+        self.table = dynamodb.Table(
+            self,
+            "Table",
+            partition_key=dynamodb.Attribute(name=self.PARTITION_KEY, type=_S),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            time_to_live_attribute=self.TTL_ATTRIBUTE,
+            deletion_protection=config.retain_data,
+            removal_policy=removal_policy(config),
+        )
+        # Replay by time window (one partition per day received) and by company.
+        for index, partition in ((BY_DAY_INDEX, "receivedDay"), (BY_COMPANY_INDEX, "companyId")):
+            self.table.add_global_secondary_index(
+                index_name=index,
+                partition_key=dynamodb.Attribute(name=partition, type=_S),
+                sort_key=dynamodb.Attribute(name="receivedAt", type=_S),
+                projection_type=dynamodb.ProjectionType.INCLUDE,
+                non_key_attributes=["eventType", "status", self.TTL_ATTRIBUTE],
+            )
 
 
 class PayablesTable(Construct):
@@ -120,6 +165,25 @@ class CodatSecrets(Construct):
             (
                 "Codat API keys are issued and revoked in the Codat portal; no Lambda can rotate "
                 "them. docs/operations.md describes the manual rotation."
+            ),
+        )
+        self.webhook_secret = secretsmanager.Secret(
+            self,
+            "WebhookSecret",
+            description=(
+                f"{config.prefix}: Codat webhook signing secret(s) (Codat portal > Settings > "
+                "Webhooks > the endpoint > Signing secret): a whsec_ value, or during a rotation "
+                '{"current": "whsec_...", "previous": "whsec_..."}. Replace the generated '
+                "placeholder after the first deploy."
+            ),
+            removal_policy=removal_policy(config),
+        )
+        acknowledge(
+            self.webhook_secret,
+            "AwsSolutions-SMG4",
+            (
+                "The signing secret is issued by Codat for the webhook endpoint; no Lambda can "
+                "rotate it. docs/operations.md describes the rotation with two secrets accepted."
             ),
         )
 

@@ -11,9 +11,11 @@ from infra import constants
 from infra.config import StageConfig
 from infra.constructs.api import ProductApi
 from infra.constructs.bills import PayablesRoutes, PayablesSync, grant_payables
+from infra.constructs.common import table_reference
 from infra.constructs.functions import FunctionFactory
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.onboarding import OnboardingWorkflow, codat_environment
+from infra.constructs.webhooks import CodatWebhooks
 from infra.stacks.state_stack import StateStack
 
 
@@ -28,7 +30,7 @@ class ServiceStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        table = state.companies.table
+        table = table_reference(self, "CompaniesTable", state.companies.table)
         functions = FunctionFactory(self, "Functions", config=config)
 
         onboarding = OnboardingWorkflow(
@@ -81,6 +83,20 @@ class ServiceStack(Stack):
             validator=api.validator,
         )
 
+        webhooks = CodatWebhooks(
+            self,
+            "Webhooks",
+            config=config,
+            functions=functions,
+            events_table=table_reference(self, "WebhookEventsTable", state.webhook_events.table),
+            companies_table=table,
+            signing_secret=state.secrets.webhook_secret,
+            event_bus=state.event_bus.bus,
+            onboarding=onboarding.state_machine,
+        )
+        # API Gateway logs through the account-level role the product API sets up.
+        webhooks.api.node.add_dependency(api.api)
+
         monitoring = Monitoring(self, "Monitoring", config=config)
         monitoring.watch_function("Api", api_handler)
         for name, fn in onboarding.functions.items():
@@ -89,6 +105,13 @@ class ServiceStack(Stack):
         monitoring.watch_function("SyncPayables", payables_sync.step)
         monitoring.watch_state_machine("PayablesSync", payables_sync.state_machine)
         monitoring.watch_api("ProductApi", api.api)
+        monitoring.watch_webhooks(
+            api=webhooks.api,
+            ingress=webhooks.ingress,
+            processor=webhooks.processor,
+            queue=webhooks.queue,
+            dead_letter_queue=webhooks.dead_letter_queue,
+        )
 
         CfnOutput(self, constants.OUTPUT_API_URL, value=api.api.url)
         CfnOutput(
@@ -102,3 +125,9 @@ class ServiceStack(Stack):
             value=payables_sync.state_machine.state_machine_arn,
         )
         CfnOutput(self, constants.OUTPUT_ALARM_TOPIC_ARN, value=monitoring.topic.topic_arn)
+        CfnOutput(self, constants.OUTPUT_WEBHOOK_URL, value=webhooks.url)
+        CfnOutput(self, constants.OUTPUT_DASHBOARD_NAME, value=monitoring.dashboard.dashboard_name)
+        CfnOutput(self, constants.OUTPUT_WEBHOOK_QUEUE_URL, value=webhooks.queue.queue_url)
+        CfnOutput(
+            self, constants.OUTPUT_WEBHOOK_DLQ_URL, value=webhooks.dead_letter_queue.queue_url
+        )

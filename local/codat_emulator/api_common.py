@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from codat_emulator.config import EmulatorConfig
 from codat_emulator.errors import ApiError, error_response
-from codat_emulator.faults import NO_FAULTS, FaultInjector
+from codat_emulator.faults import BACKEND_KINDS, GATEWAY_KINDS, FaultInjector
 from codat_emulator.idempotency import IdempotencyCache, Outcome, StoredResponse, fingerprint
 from codat_emulator.query import Node, QueryError, parse, validate_values
 from codat_emulator.store import (
@@ -159,64 +159,92 @@ def api_route(
 ) -> Route:
     """A Codat route: faults first, then (if ``idempotent``) the Idempotency-Key protocol around
     the handler; store errors become Codat's error body. ``write`` is (data type, write type) for
-    routes that write to the accounting platform: a refused write is reported to the store."""
+    routes that write to the accounting platform: a write the platform refuses is reported to the
+    store (``write.failed``, which becomes ``{dataType}.write.unsuccessful``)."""
 
     async def reporting(request: Request) -> Response:
         try:
             return await handler(request)
-        except (ValidationFailed, NotLinked) as error:
+        except ValidationFailed as error:
+            # The accounting platform refused the write (its rules, not the request's shape):
+            # Codat reports that as {dataType}.write.unsuccessful as well as the 400. A request
+            # refused before it reaches the platform (bad body, unknown id, a connection that is
+            # not Linked) is only the synchronous error.
             if write is not None:
                 params = request.path_params
-                record_id = params.get("billId") or params.get("supplierId")
-                items = (
-                    error.errors
-                    if isinstance(error, ValidationFailed)
-                    else [ValidationItem(str(error), "connectionId")]
-                )
                 ctx.store.report_failed_write(
                     params.get("companyId", ""),
                     params.get("connectionId", ""),
                     write[0],
                     write[1],
-                    record_id,
-                    items,
+                    params.get("billId") or params.get("supplierId"),
+                    error.errors,
                 )
             raise
 
     async def endpoint(request: Request) -> Response:
         cid = correlation_id(request)
         try:
-            plan = ctx.faults.plan(request.method, request.url.path) if ctx.faults else NO_FAULTS
-            if plan.retry_after_seconds is not None:
+            gate = ctx.faults.plan(request.method, request.url.path, GATEWAY_KINDS)
+            if gate.retry_after_seconds is not None:
                 raise ApiError(
                     429,
                     "Rate limit fault injected.",
-                    headers={"Retry-After": str(plan.retry_after_seconds)},
+                    headers={"Retry-After": str(gate.retry_after_seconds)},
                 )
-            if plan.error_status is not None:
-                raise ApiError(plan.error_status, "Server error fault injected.")
             key = request.headers.get("idempotency-key") if idempotent else None
             if key:
-                response = await _idempotent(
-                    ctx, request, reporting, key, plan.latency_seconds, cid
-                )
-            else:
-                if plan.latency_seconds:
-                    await asyncio.sleep(plan.latency_seconds)
-                response = await _handle(reporting, request, cid)
-            if plan.ambiguous_mode is not None:
-                # The write above is applied (and stored under its Idempotency-Key); the client
-                # only learns that something went wrong.
-                if plan.ambiguous_mode == "hang":
-                    await asyncio.sleep(ctx.config.fault_hang_seconds)
-                raise ApiError(
-                    500, "Ambiguous failure fault injected after the request was applied."
-                )
-            return response
+                return await _idempotent(ctx, request, reporting, key, cid)
+            return await (await _run(ctx, request, reporting, cid)).answer()
         except ApiError as error:
             return error_response(error, cid)
 
     return Route(path, endpoint, methods=list(methods))
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What a request came to: ``result`` is what Codat would store under an Idempotency-Key;
+    the client gets it, unless an ``applied_then_timeout`` fault holds the answer first."""
+
+    result: Response
+    hang_seconds: float | None = None
+    late_status: int = 500
+    correlation_id: str = ""
+
+    async def answer(self) -> Response:
+        if self.hang_seconds is None:
+            return self.result
+        await asyncio.sleep(self.hang_seconds)
+        return error_response(
+            ApiError(
+                self.late_status,
+                "Timeout fault injected: the request was applied, the answer was held.",
+            ),
+            self.correlation_id,
+        )
+
+
+async def _run(ctx: ApiContext, request: Request, handler: Handler, cid: str) -> _Outcome:
+    """The backend: latency, then the request applied or not as the fault rules say."""
+    plan = ctx.faults.plan(request.method, request.url.path, BACKEND_KINDS)
+    if plan.latency_seconds:
+        await asyncio.sleep(plan.latency_seconds)
+    if plan.error_status is not None:
+        return _Outcome(
+            error_response(ApiError(plan.error_status, "Server error fault injected."), cid)
+        )
+    response = await _handle(handler, request, cid)
+    if plan.after_apply == "error":
+        # The write above is applied; the client only learns that something went wrong.
+        error = ApiError(
+            plan.after_apply_status, "Server error fault injected after the request was applied."
+        )
+        return _Outcome(error_response(error, cid))
+    if plan.after_apply == "timeout":
+        hang = plan.hang_seconds or ctx.config.fault_hang_seconds
+        return _Outcome(response, hang, plan.after_apply_status, cid)
+    return _Outcome(response)
 
 
 async def _handle(handler: Handler, request: Request, cid: str) -> Response:
@@ -226,11 +254,22 @@ async def _handle(handler: Handler, request: Request, cid: str) -> Response:
         return error_response(store_error(error), cid)
     except ApiError as error:
         return error_response(error, cid)
+    except Exception:
+        # A 500 like any other, so an Idempotency-Key stores it as Codat would.
+        log.exception(
+            "unexpected error handling %s %s (correlationId %s)",
+            request.method,
+            request.url.path,
+            cid,
+        )
+        return error_response(ApiError(500), cid)
 
 
 async def _idempotent(
-    ctx: ApiContext, request: Request, handler: Handler, key: str, latency: float, cid: str
+    ctx: ApiContext, request: Request, handler: Handler, key: str, cid: str
 ) -> Response:
+    """Codat's Idempotency-Key: every answer is stored for 90 minutes and replayed, 4xx and 5xx
+    included; a 429 releases the key so the client can retry with it."""
     body = await read_body(request, ctx.config.limits.max_json_body_bytes)
     decision = ctx.idempotency.begin(key, fingerprint(request.method, request.url.path, body))
     if decision.outcome is Outcome.REPLAY and decision.stored is not None:
@@ -248,14 +287,10 @@ async def _idempotent(
             ],
         )
     try:
-        if latency:
-            await asyncio.sleep(latency)
-        response = await _handle(handler, request, cid)
+        outcome = await _run(ctx, request, handler, cid)
     except BaseException:
+        # Cancelled (the server stopping) before an answer existed: nothing to store.
         ctx.idempotency.abandon(key)
         raise
-    if response.status_code >= 500 or response.status_code == 429:
-        ctx.idempotency.abandon(key)
-    else:
-        ctx.idempotency.complete(key, _stored(response))
-    return response
+    ctx.idempotency.complete(key, _stored(outcome.result))  # a 429 is released, not stored
+    return await outcome.answer()

@@ -19,11 +19,48 @@ from codat_emulator.api_common import (
 from codat_emulator.api_models import CompanyBody, CompanyPatchBody, ConnectionBody, UnlinkBody
 from codat_emulator.errors import ApiError
 from codat_emulator.paging import page_request, paged_body
-from codat_emulator.query import evaluate
+from codat_emulator.query import And, Comparison, Node, evaluate
 from codat_emulator.store import ValidationItem
 
 COMPANY_FIELD_TYPES = {"created": "date", "lastsync": "date"}
 CONNECTION_FIELD_TYPES = {"created": "date", "lastsync": "date"}
+
+
+TAG_OPERATORS = ("=", "!=", "~")
+
+
+def _tags_filter(raw: str) -> Node:
+    """Codat's ``tags`` filter: its query language over the tags, with ``=``, ``!=`` and ``~``
+    (contains), e.g. ``uid = 335a086e`` or ``region=uk && team=invoice-finance``."""
+    node = parse_query(raw)
+    if node is None:
+        raise ApiError(400, "The tags filter is empty.", [ValidationItem("Empty.", "tags")])
+    bad = sorted({op for op in _operators(node) if op not in TAG_OPERATORS})
+    if bad:
+        raise ApiError(
+            400,
+            f"The tags filter supports {', '.join(TAG_OPERATORS)}, not {', '.join(bad)}.",
+            [ValidationItem(raw, "tags")],
+        )
+    return node
+
+
+def _operators(node: Node) -> set[str]:
+    if isinstance(node, Comparison):
+        return {node.op}
+    return set().union(*(_operators(part) for part in node.parts))
+
+
+def _tags_match(node: Node, tags: dict[str, str]) -> bool:
+    """Tag keys and values compare exactly (Codat: company tags are case-sensitive)."""
+    if isinstance(node, Comparison):
+        value = tags.get(".".join(node.path))
+        if node.op == "~":
+            return value is not None and node.value in value
+        return (value == node.value) == (node.op == "=")
+    if isinstance(node, And):
+        return all(_tags_match(part, tags) for part in node.parts)
+    return any(_tags_match(part, tags) for part in node.parts)
 
 
 def _order(items: list[dict[str, Any]], order_by: str | None) -> list[dict[str, Any]]:
@@ -59,12 +96,9 @@ def routes(ctx: ApiContext) -> list[BaseRoute]:
     async def list_companies(request: Request) -> Response:
         items = store.list_companies()
         tags = request.query_params.get("tags")
-        if tags:
-            # Codat's tags filter: "key=value" pairs joined by "&&".
-            wanted = [t.split("=", 1) for t in tags.split("&&")]
-            if any(len(pair) != 2 for pair in wanted):
-                raise ApiError(400, "Malformed tags filter.", [ValidationItem(tags, "tags")])
-            items = [i for i in items if all(i["tags"].get(k) == v for k, v in wanted)]
+        if tags is not None:
+            node = _tags_filter(tags)
+            items = [i for i in items if _tags_match(node, i["tags"])]
         return _listing(request, ctx, items, COMPANY_FIELD_TYPES)
 
     async def create_company(request: Request) -> Response:

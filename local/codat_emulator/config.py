@@ -110,7 +110,7 @@ class EmulatorConfig(BaseModel):
     # What the emulator puts in redirect and linkUrl; defaults to http://host:port.
     base_url: str = ""
     limits: Limits = Limits()
-    # How long an "ambiguous failure: hang" fault holds a request before answering 500.
+    # How long an applied_then_timeout fault holds the answer when its rule sets no hang_seconds.
     fault_hang_seconds: float = Field(30.0, ge=0)
     webhooks: DeliveryOptions = DeliveryOptions()
     link: LinkSettings = LinkSettings()

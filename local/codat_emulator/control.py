@@ -3,17 +3,25 @@ SMB's accounting platform do what it does on its own, and watch the webhooks tha
 
 Link (JSON, for scripts and tests)
   POST /_emulator/link/{companyId}/connections/{connectionId}   {"action": "authorize"|"cancel"|
-       "fail", "size"?: bills, "message"?: why it failed}
+       "fail", "size"?: bills, "message"?: why it failed, "readErrors"?: {dataType: status}}
 Companies and their books
   GET  /_emulator/companies/{companyId}                          summary (the webhooks' portal link)
   PUT  /_emulator/companies/{companyId}/dataset                  {"bills"?, "seed"?} for Link
-  POST …/connections/{connectionId}/bills                        {"count"?, "status"?} new bills
+  GET|PUT /_emulator/companies/{companyId}/read-errors           {"readErrors": {dataType: status}}
+  POST …/connections/{connectionId}/bills                        {"count"?, "status"?,
+       "supplierId"?} new bills
+  PATCH …/connections/{connectionId}/bills/{billId}              {"amount"?, "dueDate"?,
+       "issueDate"?, "reference"?, "supplierId"?} edited in the platform
+  POST …/connections/{connectionId}/suppliers                    {"count"?, "name"?, "status"?,
+       "currency"?} new suppliers
   POST …/connections/{connectionId}/bills/{billId}/pay           {"amount"?} paid outside
   POST …/connections/{connectionId}/bills/{billId}/void          voided in the platform
-  POST …/connections/{connectionId}/read                         {"dataTypes"?} -> read.completed
+  POST …/connections/{connectionId}/read                         {"dataTypes"?, "readErrors"?}
+       -> read.completed
   POST …/connections/{connectionId}/deauthorize                  -> connection.disconnected
   POST …/connections/{connectionId}/write-results                {"dataType","type","successful",
-       "recordId"?} a write's late outcome -> {dataType}.write.successful|unsuccessful
+       "status"?: Failed|TimedOut, "recordId"?, "attachmentId"?} a write's late outcome
+       -> {dataType}.write.successful|unsuccessful
 Quota
   POST /_emulator/quota                                          {"action": "exhaust"|"reset",
        "companyId"?} -> client.rateLimit.reached|reset
@@ -31,7 +39,7 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -66,8 +74,10 @@ from codat_emulator.store import (
     ValidationFailed,
     ValidationItem,
     money,
+    new_id,
 )
 from codat_emulator.webhooks import (
+    READ_ERROR_STATUSES,
     READABLE_DATA_TYPES,
     WebhookDispatcher,
     build_write_webhook,
@@ -82,13 +92,33 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class LinkAction(_Body):
+class _ReadErrors(_Body):
+    # data type -> the status its read ends in (checked against Codat's lists by _check_read)
+    read_errors: dict[str, str] | None = Field(None, alias="readErrors")
+
+    @model_validator(mode="after")
+    def _known(self) -> _ReadErrors:
+        for data_type, status in (self.read_errors or {}).items():
+            if data_type not in READABLE_DATA_TYPES:
+                raise ValueError(f"'{data_type}' is not one of {', '.join(READABLE_DATA_TYPES)}")
+            if status not in READ_ERROR_STATUSES:
+                raise ValueError(
+                    f"'{status}' is not a read error status: {', '.join(READ_ERROR_STATUSES)}"
+                )
+        return self
+
+
+class LinkAction(_ReadErrors):
     action: Literal["authorize", "cancel", "fail"]
     size: int | None = Field(None, ge=0, le=MAX_BILLS)
     message: str = Field(
         "The user's accounting platform refused the authorization.", max_length=500
     )
     redirect: str | None = None
+
+
+class ReadErrorsChoice(_ReadErrors):
+    pass
 
 
 class DatasetChoice(_Body):
@@ -99,6 +129,24 @@ class DatasetChoice(_Body):
 class NewBills(_Body):
     count: int = Field(1, ge=1, le=10_000)
     status: Literal["Open", "Draft", "PartiallyPaid", "Paid", "Void"] = "Open"
+    supplier_id: str | None = Field(None, alias="supplierId")
+
+
+class NewSuppliers(_Body):
+    count: int = Field(1, ge=1, le=1_000)
+    name: str | None = Field(None, min_length=1, max_length=200)
+    status: Literal["Active", "Archived"] = "Active"
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+
+
+class BillChange(_Body):
+    """A bill edited in the accounting platform; fields left out stay as they are."""
+
+    amount: Decimal | None = Field(None, gt=0, max_digits=14, decimal_places=2)
+    due_date: str | None = Field(None, alias="dueDate", pattern=r"^\d{4}-\d{2}-\d{2}$")
+    issue_date: str | None = Field(None, alias="issueDate", pattern=r"^\d{4}-\d{2}-\d{2}$")
+    reference: str | None = Field(None, max_length=255)
+    supplier_id: str | None = Field(None, alias="supplierId")
 
 
 class ExternalPayment(_Body):
@@ -106,7 +154,7 @@ class ExternalPayment(_Body):
     date: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$")
 
 
-class ReadRequest(_Body):
+class ReadRequest(_ReadErrors):
     data_types: list[str] | None = Field(None, alias="dataTypes", min_length=1)
 
 
@@ -116,7 +164,18 @@ class WriteResult(_Body):
     )
     type: Literal["Create", "Update", "Delete", "UploadAttachment"] = "Create"
     successful: bool = False
+    # An unsuccessful write Failed, or TimedOut (the platform never answered).
+    status: Literal["Failed", "TimedOut"] = "Failed"
     record_id: str | None = Field(None, alias="recordId")
+    attachment_id: str | None = Field(None, alias="attachmentId")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WriteResult:
+        if self.successful and "status" in self.model_fields_set:
+            raise ValueError("status is for unsuccessful writes (Failed or TimedOut)")
+        if self.attachment_id is not None and self.type != "UploadAttachment":
+            raise ValueError("attachmentId is for UploadAttachment writes")
+        return self
 
 
 class QuotaAction(_Body):
@@ -205,10 +264,22 @@ class PlatformChanges:
             after = page.next_after
 
     def add_bills(
-        self, company_id: str, connection_id: str, count: int, status: str
+        self,
+        company_id: str,
+        connection_id: str,
+        count: int,
+        status: str,
+        supplier_id: str | None = None,
     ) -> list[dict[str, Any]]:
         connection = self.store.get_connection(company_id, connection_id)
         suppliers = self._all_suppliers(company_id, connection_id)
+        if supplier_id is not None:
+            suppliers = [s for s in suppliers if s.id == supplier_id and s.status == "Active"]
+            if not suppliers:
+                raise ValidationFailed([ValidationItem(
+                    f"Supplier '{supplier_id}' is not an active supplier of this connection.",
+                    "supplierId",
+                )])  # fmt: skip
         if not any(s.status == "Active" for s in suppliers):
             raise ValidationFailed([ValidationItem(
                 "The connection has no active suppliers yet: authorize it through Link first.",
@@ -254,6 +325,69 @@ class PlatformChanges:
                 bill.source_modified_date = None  # new in the platform now
                 created.append(self.store.put_bill(company_id, connection_id, bill))
         return created
+
+    def add_suppliers(
+        self, company_id: str, connection_id: str, new: NewSuppliers
+    ) -> list[dict[str, Any]]:
+        existing = len(self._all_suppliers(company_id, connection_id))
+        base = self.store.company_info(company_id, connection_id).get("baseCurrency")
+        created = []
+        with self.dispatcher.translator.outside_api():
+            for offset in range(new.count):
+                number = existing + offset + 1
+                name = new.name if new.count == 1 and new.name else None
+                supplier = Supplier(
+                    id=new_id(),
+                    supplier_name=name or f"{new.name or 'New Supplier'} {number}",
+                    status=new.status,
+                    email_address=f"accounts@supplier{number}.example",
+                    default_currency=new.currency or base,
+                )
+                created.append(self.store.put_supplier(company_id, connection_id, supplier))
+        return created
+
+    def change_bill(
+        self, company_id: str, connection_id: str, bill_id: str, change: BillChange
+    ) -> dict[str, Any]:
+        current = self.store.get_bill(company_id, connection_id, bill_id)
+        if not change.model_fields_set:
+            raise ValidationFailed([ValidationItem(
+                "Nothing to change: give amount, dueDate, issueDate, reference or supplierId.",
+            )])  # fmt: skip
+        bill = bill_from_json(current)
+        if change.amount is not None:
+            paid = bill.total_amount - bill.amount_due
+            total = money(change.amount)
+            if bill.status in ("Paid", "Void"):
+                raise ValidationFailed([ValidationItem(
+                    f"Bill '{bill_id}' is {bill.status}: its amount cannot change.", "amount"
+                )])  # fmt: skip
+            if total <= paid:
+                raise ValidationFailed([ValidationItem(
+                    f"The amount must stay above the {paid} already paid.", "amount"
+                )])  # fmt: skip
+            first = bill.line_items[0] if bill.line_items else BillLine()
+            bill.line_items = [
+                BillLine(
+                    description=first.description,
+                    unit_amount=total,
+                    quantity=Decimal(1),
+                    account_id=first.account_id,
+                )
+            ]
+            bill.total_amount, bill.amount_due = total, money(total - paid)
+        if change.supplier_id is not None:
+            supplier = self.store.get_supplier(company_id, connection_id, change.supplier_id)
+            bill.supplier_id, bill.supplier_name = supplier["id"], supplier["supplierName"]
+        if change.due_date is not None:
+            bill.due_date = change.due_date
+        if change.issue_date is not None:
+            bill.issue_date = change.issue_date
+        if "reference" in change.model_fields_set:
+            bill.reference = change.reference
+        bill.source_modified_date = None  # changed in the platform now
+        with self.dispatcher.translator.outside_api():
+            return self.store.put_bill(company_id, connection_id, bill)
 
     def pay(
         self, company_id: str, connection_id: str, bill_id: str, payment: ExternalPayment
@@ -305,7 +439,9 @@ def routes(store: Store, config: EmulatorConfig) -> list[BaseRoute]:
         company_id, connection_id = ids(request)
         body: LinkAction = await _parse(request, LinkAction)
         if body.action == "authorize":
-            outcome = await run_in_threadpool(link.authorize, company_id, connection_id, body.size)
+            outcome = await run_in_threadpool(
+                link.authorize, company_id, connection_id, body.size, body.read_errors
+            )
         elif body.action == "cancel":
             outcome = link.cancel(company_id, connection_id)
         else:
@@ -352,13 +488,33 @@ def routes(store: Store, config: EmulatorConfig) -> list[BaseRoute]:
             link.set_company_dataset(request.path_params["company_id"], body.bills, body.seed)
         )
 
+    async def read_errors(request: Request) -> Response:
+        company_id = request.path_params["company_id"]
+        if request.method == "PUT":
+            body: ReadErrorsChoice = await _parse(request, ReadErrorsChoice)
+            link.set_company_read_errors(company_id, body.read_errors or {})
+        store.get_company(company_id)
+        return json_response({"readErrors": link.company_read_errors(company_id)})
+
     async def add_bills(request: Request) -> Response:
         company_id, connection_id = ids(request)
         body: NewBills = await _parse(request, NewBills)
         bills = await run_in_threadpool(
-            platform.add_bills, company_id, connection_id, body.count, body.status
+            platform.add_bills, company_id, connection_id, body.count, body.status, body.supplier_id
         )
         return json_response({"bills": bills}, status=201)
+
+    async def add_suppliers(request: Request) -> Response:
+        company_id, connection_id = ids(request)
+        body: NewSuppliers = await _parse(request, NewSuppliers)
+        suppliers = platform.add_suppliers(company_id, connection_id, body)
+        return json_response({"suppliers": suppliers}, status=201)
+
+    async def change_bill(request: Request) -> Response:
+        company_id, connection_id = ids(request)
+        body: BillChange = await _parse(request, BillChange)
+        bill_id = request.path_params["bill_id"]
+        return json_response(platform.change_bill(company_id, connection_id, bill_id, body))
 
     async def pay_bill(request: Request) -> Response:
         company_id, connection_id = ids(request)
@@ -384,21 +540,27 @@ def routes(store: Store, config: EmulatorConfig) -> list[BaseRoute]:
                 for d in unknown
             ])  # fmt: skip
         store.get_connection(company_id, connection_id)
-        result = dispatcher.complete_read(company_id, connection_id, body.data_types)
+        errors = body.read_errors
+        if errors is None:
+            errors = link.company_read_errors(company_id)
+        result = dispatcher.complete_read(company_id, connection_id, body.data_types, None, errors)
+        statuses = result.statuses
         return json_response(
             {
                 "eventType": result.webhook.event_type,
                 "webhookId": result.webhook.id,
                 "recordsModified": result.records_modified,
-                "status": result.webhook.payload["dataTypes"][0]["status"]
-                if result.webhook.payload["dataTypes"]
+                "statuses": statuses,
+                # the read's status: Complete, or the first error among its data types
+                "status": next((v for v in statuses.values() if v != "Complete"), "Complete")
+                if statuses
                 else None,
             }
         )
 
     async def deauthorize(request: Request) -> Response:
         company_id, connection_id = ids(request)
-        return json_response(store.set_connection_status(company_id, connection_id, "Deauthorized"))
+        return json_response(store.deauthorize_connection(company_id, connection_id))
 
     async def write_result(request: Request) -> Response:
         company_id, connection_id = ids(request)
@@ -414,6 +576,8 @@ def routes(store: Store, config: EmulatorConfig) -> list[BaseRoute]:
             requested=now,
             completed=now,
             record_id=body.record_id,
+            attachment_id=body.attachment_id,
+            failed_status=body.status,
         )
         dispatcher.publish(webhook)
         return json_response(webhook.envelope(), status=201)
@@ -468,7 +632,10 @@ def routes(store: Store, config: EmulatorConfig) -> list[BaseRoute]:
         ("/_emulator/link/{company_id}/connections/{connection_id}", link_action, ["POST"]),
         ("/_emulator/companies/{company_id}", company_summary, ["GET"]),
         ("/_emulator/companies/{company_id}/dataset", company_dataset, ["PUT"]),
+        ("/_emulator/companies/{company_id}/read-errors", read_errors, ["GET", "PUT"]),
         (connection + "/bills", add_bills, ["POST"]),
+        (connection + "/bills/{bill_id}", change_bill, ["PATCH"]),
+        (connection + "/suppliers", add_suppliers, ["POST"]),
         (connection + "/bills/{bill_id}/pay", pay_bill, ["POST"]),
         (connection + "/bills/{bill_id}/void", void_bill, ["POST"]),
         (connection + "/read", read, ["POST"]),

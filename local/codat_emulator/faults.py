@@ -3,12 +3,21 @@
 A rule matches requests by path glob (``*`` is one path segment, ``**`` any number) and optional
 method, and does one thing:
 
-- ``latency``: hold the request ``latency_ms`` before handling it;
-- ``error``: answer ``status`` (5xx) without touching state;
-- ``rate_limit``: answer 429 with ``Retry-After: retry_after_seconds`` without touching state;
-- ``ambiguous``: apply the request, then answer 500 (``mode="error"``) or hold the response for
-  the configured hang time and then answer 500 (``mode="hang"``): the client cannot tell whether
-  the write happened. An Idempotency-Key retry afterwards replays the real, stored response.
+- ``latency``: hold the request ``latency_ms`` before handling it (an Idempotency-Key stays
+  "in flight" meanwhile);
+- ``rate_limit``: answer 429 with ``Retry-After: retry_after_seconds``, nothing applied; never
+  stored under an Idempotency-Key (Codat releases the key of a 429);
+- ``error``: answer ``status`` (5xx), nothing applied;
+- ``applied_then_error``: apply the request, then answer ``status`` (5xx) instead of its result;
+- ``applied_then_timeout``: apply the request, then hold the answer ``hang_seconds`` (default the
+  emulator's ``fault_hang_seconds``, 30 s) so the client times out; a client that waits that
+  long gets ``status`` (5xx).
+
+Under an Idempotency-Key the emulator stores what Codat would, for 90 minutes: the 5xx of
+``error`` and ``applied_then_error`` (a retry with the key gets the same 5xx back, whether or not
+the write landed), and the real result of ``applied_then_timeout`` (the write's response, which a
+retry with the key gets). ``rate_limit`` acts at the gateway, before the key is looked at; the
+other kinds act once the key lets the request through, so a replayed answer does not spend a rule.
 
 ``rate`` (0..1) picks the matching requests the rule fires on, from a RNG seeded with ``seed``, so
 a run is reproducible; ``count`` makes the rule fire on the next N matching requests only.
@@ -37,7 +46,12 @@ from starlette.routing import BaseRoute, Route
 from codat_emulator.errors import ApiError, error_response
 from codat_emulator.store import ValidationItem
 
-FaultKind = Literal["latency", "error", "rate_limit", "ambiguous"]
+FaultKind = Literal["latency", "rate_limit", "error", "applied_then_error", "applied_then_timeout"]
+# Where a kind acts: at the gateway (before the Idempotency-Key is looked at) or in the backend.
+GATEWAY_KINDS: frozenset[str] = frozenset({"rate_limit"})
+BACKEND_KINDS: frozenset[str] = frozenset(
+    {"latency", "error", "applied_then_error", "applied_then_timeout"}
+)
 
 
 class FaultRule(BaseModel):
@@ -53,7 +67,7 @@ class FaultRule(BaseModel):
     latency_ms: int = Field(0, ge=0, le=120_000)
     status: int = Field(500, ge=500, le=599)
     retry_after_seconds: int = Field(1, ge=0, le=86_400)
-    mode: Literal["error", "hang"] = "error"
+    hang_seconds: float | None = Field(None, gt=0, le=3_600)
 
     @model_validator(mode="after")
     def _check(self) -> FaultRule:
@@ -61,15 +75,22 @@ class FaultRule(BaseModel):
             raise ValueError("a latency rule needs latency_ms > 0")
         if not self.route.startswith("/"):
             raise ValueError("route must start with /")
+        if self.hang_seconds is not None and self.kind != "applied_then_timeout":
+            raise ValueError("hang_seconds applies to applied_then_timeout rules only")
         return self
+
+
+AfterApply = Literal["error", "timeout"]
 
 
 @dataclass(frozen=True)
 class FaultPlan:
     latency_seconds: float = 0.0
-    error_status: int | None = None
+    error_status: int | None = None  # answer this instead of applying the request
     retry_after_seconds: int | None = None
-    ambiguous_mode: str | None = None
+    after_apply: AfterApply | None = None  # apply, then answer an error or hang
+    after_apply_status: int = 500
+    hang_seconds: float | None = None  # for "timeout"; None: the emulator's default
 
     @property
     def empty(self) -> bool:
@@ -132,16 +153,21 @@ class FaultInjector:
         with self._lock:
             self._rules = []
 
-    def plan(self, method: str, path: str) -> FaultPlan:
+    def plan(self, method: str, path: str, kinds: frozenset[str] = BACKEND_KINDS) -> FaultPlan:
+        """What the rules of ``kinds`` do to this request; the rules that fire are spent."""
         if not self._rules:
             return NO_FAULTS
         latency = 0.0
         error_status: int | None = None
         retry_after: int | None = None
-        ambiguous: str | None = None
+        after_apply: AfterApply | None = None
+        after_apply_status = 500
+        hang: float | None = None
         with self._lock:
             for active in list(self._rules):
                 rule = active.rule
+                if rule.kind not in kinds:
+                    continue
                 if rule.method is not None and rule.method.upper() != method.upper():
                     continue
                 if not active.pattern.match(path):
@@ -154,15 +180,17 @@ class FaultInjector:
                     error_status = rule.status
                 elif rule.kind == "rate_limit" and retry_after is None:
                     retry_after = rule.retry_after_seconds
-                elif rule.kind == "ambiguous" and ambiguous is None:
-                    ambiguous = rule.mode
+                elif rule.kind.startswith("applied_then_") and after_apply is None:
+                    after_apply = "error" if rule.kind == "applied_then_error" else "timeout"
+                    after_apply_status = rule.status
+                    hang = rule.hang_seconds
                 else:
                     continue
                 if active.remaining is not None:
                     active.remaining -= 1
                     if active.remaining == 0:
                         self._rules.remove(active)
-        return FaultPlan(latency, error_status, retry_after, ambiguous)
+        return FaultPlan(latency, error_status, retry_after, after_apply, after_apply_status, hang)
 
 
 def routes(injector: FaultInjector) -> list[BaseRoute]:

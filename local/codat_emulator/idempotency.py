@@ -1,6 +1,9 @@
 """Codat's ``Idempotency-Key``: the same key and body replay the stored response for 90 minutes,
-the same key with another request is a 422, a key whose first request is still running is a 409,
-and a 429 is never stored (so the client can retry with the same key)."""
+the same key with another request is a 422, a key whose first request is still running is a 409.
+
+Every answer is stored, 4xx and 5xx included (Codat's idempotency page): a retry after a 500
+gets the same 500 back and learns nothing about whether the write landed. Only a 429 is released,
+so the client can retry with the same key once the limit allows."""
 
 from __future__ import annotations
 
@@ -90,7 +93,7 @@ class IdempotencyCache:
             self._expiry.append((entry.stored_at, key))
 
     def abandon(self, key: str) -> None:
-        """The request did not finish (a crash before any state changed): forget the key."""
+        """The request never produced an answer (the server stopping under it): forget the key."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and entry.response is None:

@@ -6,10 +6,10 @@ accounting platform, and what authorizing does.
   Cancel. The POST links the connection (``connection.connected``), loads the SMB's seeded books and
   completes the initial read (``read.completed.initial``), then follows the redirect template.
 
-Cancel leaves the connection ``PendingAuth``: in Codat a user who backs out of the platform's
-consent screen has not failed anything, the same ``linkUrl`` still works, and the product learns
-of it from the redirect's ``statusCode=403``. ``connection.failed`` is kept for a platform that
-refuses the authorization (the JSON route's ``fail`` action).
+Cancel is ``connection.failed``, as in the example of Codat's platform spec: the connection stays
+``PendingAuth`` (the same ``linkUrl`` still works) with a data connection error ``403`` "User
+cancelled linking", and the redirect carries ``statusCode=403``. A platform refusing the
+authorization (the JSON route's ``fail`` action) is ``connection.failed`` with a ``400``.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ class LinkService:
         self.settings = settings
         self._company_bills: dict[str, int] = {}
         self._company_seeds: dict[str, str] = {}
+        self._company_read_errors: dict[str, dict[str, str]] = {}
         # One authorization per connection at a time: a double click must not load twice.
         self._lock = threading.Lock()
 
@@ -74,8 +75,22 @@ class LinkService:
             "seed": self._company_seeds.get(company_id, self.settings.seed),
         }
 
+    def set_company_read_errors(self, company_id: str, errors: Mapping[str, str]) -> dict[str, str]:
+        """Data types whose reads of this company's books end in an error status, from the
+        initial read on (an empty mapping clears them)."""
+        self.store.get_company(company_id)
+        self._company_read_errors[company_id] = dict(errors)
+        return self.company_read_errors(company_id)
+
+    def company_read_errors(self, company_id: str) -> dict[str, str]:
+        return dict(self._company_read_errors.get(company_id, {}))
+
     def authorize(
-        self, company_id: str, connection_id: str, bills: int | None = None
+        self,
+        company_id: str,
+        connection_id: str,
+        bills: int | None = None,
+        read_errors: Mapping[str, str] | None = None,
     ) -> LinkOutcome:
         with self._lock:
             connection = self.store.get_connection(company_id, connection_id)
@@ -86,7 +101,11 @@ class LinkService:
                 return LinkOutcome(connection, 200, {}, None)
             loaded = self._load_books(company_id, connection, bills)
             data_types = self.dispatcher.sync_data_types(company_id, initial=True)
-            result = self.dispatcher.complete_read(company_id, connection_id, data_types, loaded)
+            if read_errors is None:
+                read_errors = self.company_read_errors(company_id)
+            result = self.dispatcher.complete_read(
+                company_id, connection_id, data_types, loaded, read_errors
+            )
             connection = self.store.get_connection(company_id, connection_id)
             return LinkOutcome(connection, 200, result.records_modified, result.webhook.event_type)
 
@@ -117,6 +136,10 @@ class LinkService:
 
     def cancel(self, company_id: str, connection_id: str) -> LinkOutcome:
         connection = self.store.get_connection(company_id, connection_id)
+        if connection["status"] == "PendingAuth":
+            connection = self.store.fail_connection(
+                company_id, connection_id, "User cancelled", "403", "User cancelled linking"
+            )
         return LinkOutcome(connection, 403, {}, None)
 
     def fail(self, company_id: str, connection_id: str, message: str) -> LinkOutcome:

@@ -26,10 +26,10 @@ def generate_secret(num_bytes: int = 24) -> str:
 
 def secret_key(secret: str) -> bytes:
     """The HMAC key inside a ``whsec_<base64>`` secret."""
-    encoded = secret.removeprefix(SECRET_PREFIX)
+    encoded = secret.removeprefix(SECRET_PREFIX).rstrip("=")
     try:
-        # Svix secrets are sometimes unpadded; b64decode ignores surplus padding.
-        key = base64.b64decode(encoded + "==", validate=True)
+        # Svix secrets are sometimes unpadded: pad exactly (Python 3.13 rejects surplus padding).
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except (binascii.Error, ValueError) as error:
         raise InvalidSecret("the signing secret is not base64 after its whsec_ prefix") from error
     if not key:

@@ -60,6 +60,20 @@ READABLE_DATA_TYPES: tuple[str, ...] = (
     "suppliers",
     "taxRates",
 )
+# The statuses a data type's read can end in besides Complete (Codat's PullOperation status).
+READ_ERROR_STATUSES: tuple[str, ...] = (
+    "FetchError",
+    "MapError",
+    "InternalError",
+    "ProcessingError",
+    "ValidationError",
+    "AuthError",
+    "Cancelled",
+    "NotSupported",
+    "RateLimitError",
+    "PermissionsError",
+    "PrerequisiteNotMet",
+)
 # Store event kind -> (data type it changes, write type when it came through the API).
 _RECORD_EVENTS: dict[str, tuple[str, str]] = {
     "bill.created": ("bills", "Create"),
@@ -140,15 +154,16 @@ def build_read_completed_webhook(
     connection_id: str,
     modified_from: datetime | None,
     records_modified: Mapping[str, bool],
-    status: str,
+    statuses: Mapping[str, str],
     generated: datetime,
 ) -> Webhook:
+    """``statuses`` per data type: ``Complete``, or the error the read of it ended in."""
     data_types = [
         {
             "connectionId": connection_id,
             "dataType": data_type,
             "recordsModified": modified,
-            "status": status,
+            "status": statuses[data_type],
             "issues": [],
         }
         for data_type, modified in records_modified.items()
@@ -171,7 +186,11 @@ def build_write_webhook(
     completed: datetime,
     record_id: str | None,
     write_id: str | None = None,
+    attachment_id: str | None = None,
+    failed_status: Literal["Failed", "TimedOut"] = "Failed",
 ) -> Webhook:
+    """``record`` is the record written (for an upload, the bill); ``attachmentId`` only for a
+    successful upload, as in Codat's examples."""
     payload: JsonDict = {
         "id": write_id or str(uuid.uuid4()),
         "type": write_type,
@@ -179,9 +198,11 @@ def build_write_webhook(
         "connectionId": connection_id,
         "requestedOnDate": iso(requested),
         "completedOnDate": iso(completed),
-        "status": "Success" if successful else "Failed",
+        "status": "Success" if successful else failed_status,
         "record": {"id": record_id} if record_id is not None else None,
     }
+    if attachment_id is not None:
+        payload["attachmentId"] = attachment_id
     outcome = "successful" if successful else "unsuccessful"
     return _webhook(f"{data_type}.write.{outcome}", payload, completed, reference["id"])
 
@@ -204,6 +225,15 @@ def event_type_aliases(event_type: str) -> set[str]:
     return names
 
 
+def company_tag_channels(webhook: Webhook) -> set[str]:
+    """The ``tagKey:tagValue`` strings a consumer's ``companyTags`` match against: the tags of
+    the webhook's company (case-sensitive). A consumer with ``companyTags`` gets only webhooks of
+    companies holding one of them, so none without a company (``client.rateLimit.*``), as Svix
+    channels behave."""
+    reference = webhook.payload.get("referenceCompany") or {}
+    return {f"{key}:{value}" for key, value in (reference.get("tags") or {}).items()}
+
+
 # ---------------------------------------------------------------------------------------------
 # From store events to webhooks
 
@@ -219,6 +249,7 @@ class _ReadState:
 class ReadResult:
     webhook: Webhook
     records_modified: dict[str, int]
+    statuses: dict[str, str]
 
 
 class EventTranslator:
@@ -278,9 +309,43 @@ class EventTranslator:
                     generated=event.occurred_at,
                 )
             ]
+        if kind == "attachment.created":
+            return [self._attachment_uploaded(event)]
+        if kind == "write.failed":
+            return [self._write_refused(event)]
         if kind == "company.created":
             self.reference(event.company_id)  # cached for connection.deleted after the company
         return []
+
+    def _attachment_uploaded(self, event: DomainEvent) -> Webhook:
+        return build_write_webhook(
+            data_type="bills",
+            successful=True,
+            write_type="UploadAttachment",
+            reference=self.reference(event.company_id),
+            connection_id=str(event.data["connection_id"]),
+            requested=event.occurred_at,
+            completed=event.occurred_at,
+            record_id=str(event.data["bill_id"]),
+            attachment_id=str(event.data["attachment"]["id"]),
+        )
+
+    def _write_refused(self, event: DomainEvent) -> Webhook:
+        """A write the accounting platform refused: ``{dataType}.write.unsuccessful``. The record
+        is the one the write was for (the bill or supplier updated, the bill an upload was for);
+        a refused create made no record."""
+        data = event.data
+        write_type = data["write_type"]
+        return build_write_webhook(
+            data_type=str(data["data_type"]),
+            successful=False,
+            write_type=write_type,
+            reference=self.reference(event.company_id),
+            connection_id=str(data["connection_id"]),
+            requested=event.occurred_at,
+            completed=event.occurred_at,
+            record_id=None if write_type == "Create" else data.get("record_id"),
+        )
 
     def _connection(self, event: DomainEvent, event_type: Any) -> Webhook:
         return build_connection_webhook(
@@ -350,24 +415,40 @@ class EventTranslator:
         data_types: list[str],
         now: datetime,
         loaded: Mapping[str, int] | None = None,
+        errors: Mapping[str, str] | None = None,
     ) -> ReadResult:
         """A read of ``data_types`` finishing now: the first one after linking is
         ``read.completed.initial``. ``loaded`` counts what the read brought in beyond the changes
-        seen since the last read (a data set loaded by Link)."""
+        seen since the last read (a data set loaded by Link). ``errors`` maps a data type to the
+        status its read ends in (``FetchError``, ``AuthError``, ...); a read of a connection that
+        is not Linked is ``AuthError`` for every data type."""
         connection = self.store.get_connection(company_id, connection_id)
         linked = connection["status"] == "Linked"
+        statuses = {
+            data_type: (errors or {}).get(data_type, "Complete") if linked else "AuthError"
+            for data_type in data_types
+        }
         with self._lock:
             state = self._reads.setdefault((company_id, connection_id), _ReadState())
             counts = {
-                data_type: (state.changes.get(data_type, 0) + (loaded or {}).get(data_type, 0))
+                data_type: (
+                    state.changes.get(data_type, 0) + (loaded or {}).get(data_type, 0)
+                    if statuses[data_type] == "Complete"
+                    else 0
+                )
                 for data_type in data_types
             }
             initial = not state.initial_done
             modified_from = state.last_read or _parse_iso(connection.get("created"))
             if linked:
-                # A read that cannot authenticate changes nothing; the next one still sees it all.
                 for data_type in data_types:
-                    state.changes.pop(data_type, None)
+                    if statuses[data_type] == "Complete":
+                        state.changes.pop(data_type, None)
+                    elif loaded and loaded.get(data_type):
+                        # A failed read fetched nothing: the next read that works reports it all.
+                        state.changes[data_type] = (
+                            state.changes.get(data_type, 0) + loaded[data_type]
+                        )
                 state.initial_done = True
                 state.last_read = now
         webhook = build_read_completed_webhook(
@@ -375,11 +456,11 @@ class EventTranslator:
             reference=self.reference(company_id),
             connection_id=connection_id,
             modified_from=modified_from,
-            records_modified={k: linked and v > 0 for k, v in counts.items()},
-            status="Complete" if linked else "AuthError",
+            records_modified={k: v > 0 for k, v in counts.items()},
+            statuses=statuses,
             generated=now,
         )
-        return ReadResult(webhook, counts if linked else dict.fromkeys(counts, 0))
+        return ReadResult(webhook, counts, statuses)
 
 
 def _parse_iso(value: Any) -> datetime | None:
@@ -587,12 +668,14 @@ class WebhookDispatcher:
         connection_id: str,
         data_types: list[str] | None = None,
         loaded: Mapping[str, int] | None = None,
+        errors: Mapping[str, str] | None = None,
     ) -> ReadResult:
-        """Announce a finished read (``read.completed[.initial]``) for a connection."""
+        """Announce a finished read (``read.completed[.initial]``) for a connection; ``errors``
+        maps a data type to the error status its read ended in."""
         if data_types is None:
             data_types = self.sync_data_types(company_id, initial=False)
         result = self.translator.complete_read(
-            company_id, connection_id, data_types, self.clock(), loaded
+            company_id, connection_id, data_types, self.clock(), loaded, errors
         )
         self.publish(result.webhook)
         return result
@@ -611,6 +694,7 @@ class WebhookDispatcher:
     def publish(self, webhook: Webhook) -> None:
         consumers = self.store.webhook_consumers()  # before our lock: never nest the two
         body = webhook.body()
+        channels = company_tag_channels(webhook)
         now = time.monotonic()
         with self._cond:
             self._events.append(webhook.envelope())
@@ -620,6 +704,8 @@ class WebhookDispatcher:
                     continue
                 wanted = set(consumer.event_types)
                 if wanted and not wanted & event_type_aliases(webhook.event_type):
+                    continue
+                if consumer.company_tags and not channels & set(consumer.company_tags):
                     continue
                 copies = 2 if options.duplicate else 1
                 for copy in range(copies):

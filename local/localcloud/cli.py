@@ -1,7 +1,8 @@
 """`python -m localcloud dev|demo`: the synthesized stack running on this machine.
 
 dev   moto server + cdk.out deployed + the local API, on fixed ports, until Ctrl-C.
-demo  the same on free ports, then the smoke journey through the local API, then exit.
+demo  cdk.out on an in-process local cloud next to a fresh Codat emulator, then the onboarding
+      journey to READY through the local API and the emulator's Link page, then exit.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -42,6 +43,8 @@ class RunningCloud:
     deployment: Deployment
     api_url: str
     moto_url: str
+    # Every REST API served: logical id -> URL (the default API first).
+    api_urls: dict[str, str] = field(default_factory=dict)
 
 
 class CliError(Exception):
@@ -65,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
         ("dev", "keep the local cloud running (Ctrl-C stops it)"),
-        ("demo", "run the smoke journey on a fresh local cloud, then exit"),
+        ("demo", "walk onboarding to READY on a fresh local cloud and Codat emulator, then exit"),
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument(
@@ -74,15 +77,15 @@ def _parser() -> argparse.ArgumentParser:
             default=Path(os.environ.get("CDK_OUTDIR", "cdk.out")),
             help="the synthesized cloud assembly (default: cdk.out, or $CDK_OUTDIR)",
         )
-        command.add_argument(
-            "--runner",
-            choices=RUNNER_MODES,
-            default=os.environ.get("LOCALCLOUD_RUNNER", "in-process"),
-            help="where handlers run (default in-process, or $LOCALCLOUD_RUNNER)",
-        )
-        command.add_argument("--region", default=DEFAULT_REGION)
-        command.add_argument("--rest-api", default=None, help="which REST API to serve")
         if name == "dev":
+            command.add_argument(
+                "--runner",
+                choices=RUNNER_MODES,
+                default=os.environ.get("LOCALCLOUD_RUNNER", "in-process"),
+                help="where handlers run (default in-process, or $LOCALCLOUD_RUNNER)",
+            )
+            command.add_argument("--region", default=DEFAULT_REGION)
+            command.add_argument("--rest-api", default=None, help="which REST API to serve")
             command.add_argument(
                 "--api-port",
                 type=int,
@@ -136,20 +139,30 @@ def running_cloud(
     os.environ["AWS_DEFAULT_REGION"] = region
     from localcloud import moto_runtime
     from localcloud.deploy import DeployError, client_factory, deploy_assembly
-    from localcloud.gateway import GatewayError, GatewayServer, LocalApi
+    from localcloud.gateway import GatewayError, GatewayServer, LocalApi, rest_api_ids
     from localcloud.lambda_runner import RunnerMode
 
     moto_runtime.set_time_scale(time_scale)
     try:
-        with moto_runtime.moto_server(HOST, moto_port, RunnerMode(runner)) as moto_url:
+        with moto_runtime.moto_server(HOST, moto_port, RunnerMode(runner), region) as moto_url:
             clients = client_factory(region, moto_url)
             try:
                 deployment = deploy_assembly(cdk_out, clients)
             except DeployError as exc:
                 raise CliError(f"deploy failed: {exc}", EXIT_DEPLOY_FAILED) from exc
-            local_api = LocalApi(deployment, clients, rest_api=rest_api)
-            with GatewayServer(local_api, HOST, api_port) as gateway:
-                yield RunningCloud(deployment, gateway.url, moto_url)
+            default = rest_api or next(iter(rest_api_ids(deployment)), None)
+            local_api = LocalApi(deployment, clients, rest_api=default)
+            default_id = local_api.api.info.logical_id
+            others = [i for i in rest_api_ids(deployment) if i != default_id]
+            with contextlib.ExitStack() as servers:
+                # The default API on --api-port, each other REST API on the ports after it.
+                gateway = servers.enter_context(GatewayServer(local_api, HOST, api_port))
+                urls = {default_id: gateway.url}
+                for offset, logical_id in enumerate(others, start=1):
+                    api = LocalApi(deployment, clients, rest_api=logical_id)
+                    port = api_port + offset if api_port else 0
+                    urls[logical_id] = servers.enter_context(GatewayServer(api, HOST, port)).url
+                yield RunningCloud(deployment, gateway.url, moto_url, urls)
     except (moto_runtime.MotoServerPortInUse, GatewayError) as exc:
         raise CliError(str(exc), EXIT_PORT_IN_USE) from exc
 
@@ -168,6 +181,8 @@ def port_is_free(host: str, port: int) -> bool:
 def _print_summary(cloud: RunningCloud, started: float) -> None:
     print(f"local cloud up in {time.monotonic() - started:.1f}s", flush=True)
     print(f"  local API:   {cloud.api_url}")
+    for logical_id, url in list(cloud.api_urls.items())[1:]:
+        print(f"  other API:   {url}  ({logical_id})")
     print(f"  moto server: {cloud.moto_url}  (AWS_ENDPOINT_URL={cloud.moto_url} for aws/boto3)")
     for stack, outputs in cloud.deployment.all_outputs().items():
         print(f"  {stack} outputs:")
@@ -212,20 +227,14 @@ def dev(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from localcloud.demo import run_journey
-    from localcloud.deploy import client_factory
-
-    with running_cloud(
-        args.cdk_out,
-        api_port=0,
-        moto_port=0,
-        runner=args.runner,
-        region=args.region,
-        rest_api=args.rest_api,
-    ) as cloud:
-        return run_journey(
-            cloud.api_url, cloud.deployment, client_factory(args.region, cloud.moto_url)
+    if not (args.cdk_out / "manifest.json").is_file():
+        raise CliError(
+            f"no cloud assembly at {args.cdk_out.resolve()}: run `make synth` first",
+            EXIT_NOT_SYNTHESIZED,
         )
+    from localcloud.demo import run_demo
+
+    return run_demo(args.cdk_out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -60,6 +60,16 @@ class ServedApi:
     routes: list[Route]
 
 
+def rest_api_ids(deployment: Deployment) -> list[str]:
+    """Logical ids of every REST API in the deployment, stacks in deploy order, APIs in template
+    order: the first is the one `api_url` means when no API is named."""
+    return [
+        info.logical_id
+        for stack in deployment.stacks.values()
+        for info in rest_apis(stack.template)
+    ]
+
+
 def find_api(deployment: Deployment, rest_api: str | None = None) -> ServedApi:
     """The REST API to serve: the only one in the deployment, or the one named (logical id/name)."""
     candidates: list[tuple[DeployedStack, RestApiInfo]] = [

@@ -117,7 +117,7 @@ def _elf_machine(path: Path) -> int | None:
 def layer_is_host_compatible(layer_dir: Path) -> bool:
     """True when every compiled extension in the layer can load in this interpreter.
 
-    A layer built for another Python version or architecture (python3.14/arm64 in the real app) has
+    A layer built for another Python version or architecture (python3.13/arm64 in the real app) has
     extensions tagged for that interpreter or compiled for that machine; then the venv supplies the
     packages instead.
     """
@@ -191,6 +191,31 @@ def run_function(fn: Any, event: Any) -> tuple[str, bool, str]:
     return payload, errored, logs
 
 
+class _SnapshotEnviron(os._Environ):  # type: ignore[type-arg]
+    """`os.environ` whose items() and copy() read one atomic snapshot.
+
+    In-process, each invocation swaps its function's variables into the process environment and
+    removes them after. Code in other threads that walks the environment meanwhile (botocore and
+    httpx look for proxy variables whenever a client is made: `os.environ.items()`) would list a
+    key, then fail reading it once the runner removed it (KeyError). A copy of the underlying
+    dict is taken in one step under the GIL, so a walk sees the environment before or after a
+    swap, never half of it.
+    """
+
+    def items(self) -> Any:
+        data: dict[bytes, bytes] = self._data  # type: ignore[attr-defined]
+        return [(self.decodekey(k), self.decodevalue(v)) for k, v in data.copy().items()]
+
+    def copy(self) -> dict[str, str]:
+        return dict(self.items())
+
+
+def install_environment_snapshots() -> None:
+    """Make `os.environ` walks safe against the runner's swaps (idempotent)."""
+    if not isinstance(os.environ, _SnapshotEnviron):
+        os.environ.__class__ = _SnapshotEnviron
+
+
 @contextlib.contextmanager
 def _swapped_environment(values: dict[str, str]) -> Any:
     saved = {key: os.environ.get(key) for key in values}
@@ -250,7 +275,10 @@ def _function_modules(fn: Any, code_dir: Path, layer_dirs: list[Path]) -> Iterat
     that invokes another function in the same thread.
     """
     top_level = _top_level_names(code_dir)
-    digest = code_dir.name
+    # A configuration change starts new execution environments on AWS: the code and the
+    # environment together name a warm container.
+    environment = json.dumps(sorted(lambda_environment(fn).items()))
+    digest = code_dir.name + hashlib.sha256(environment.encode()).hexdigest()[:16]
     outside = {n: m for n, m in sys.modules.items() if _owned_by(n, top_level)}
     for name in outside:
         del sys.modules[name]
@@ -277,6 +305,7 @@ def _function_modules(fn: Any, code_dir: Path, layer_dirs: list[Path]) -> Iterat
 
 
 def _run_in_process(fn: Any, event: Any, request_id: str) -> tuple[str, bool, str]:
+    install_environment_snapshots()
     code_dir = extract_zip(fn.code_bytes, "code")
     layer_dirs = _layer_python_dirs(fn)
     with (

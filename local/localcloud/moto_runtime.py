@@ -23,12 +23,20 @@ Patches (installed once, idempotently, by `install_patches`):
    NotImplementedError for them): the function is invoked with the event, as EventBridge does
    (synchronously here, in the caller's thread; a failure is logged, not raised, as for an
    asynchronous invocation). Other targets keep moto's handling.
-8. `DynamoDBBackend.transact_write_items` backs up only the items a transaction touches: moto deep
-   copies the whole table once per action to roll back a cancelled transaction, so one
-   100-action transaction on a 20,000-item table copied two million items (minutes on this
-   machine). `moto.dynamodb.models.copy` is replaced by a module whose `deepcopy` returns a Table
-   unchanged (moto's own backup becomes a no-op) and the wrapper restores the touched items when
-   the transaction is cancelled. DynamoDB's semantics are unchanged: all or nothing.
+8. `sqs.models.Queue.add_message` no longer invokes mapped functions inside SendMessage: a
+   `localcloud.sqs_poller.SqsPoller` thread (started with moto) polls mapped queues as Lambda's
+   poller does: batches, ReportBatchItemFailures, redelivery after the (scaled) visibility
+   timeout, and so the redrive policy's dead-letter queue.
+9. `Environment.set_stop` also wakes every task parked on a task token, and `set_error` leaves a
+   stopped execution stopped: StopExecution ends such an execution at once, ABORTED, as on AWS;
+   moto would keep it RUNNING until the task's TimeoutSeconds (the onboarding's waits last
+   hours), then report the woken task's failure as the execution's.
+10. `DynamoDBBackend.transact_write_items` backs up only the items a transaction touches: moto deep
+    copies the whole table once per action to roll back a cancelled transaction, so one
+    100-action transaction on a 20,000-item table copied two million items (minutes on this
+    machine). `moto.dynamodb.models.copy` is replaced by a module whose `deepcopy` returns a Table
+    unchanged (moto's own backup becomes a no-op) and the wrapper restores the touched items when
+    the transaction is cancelled. DynamoDB's semantics are unchanged: all or nothing.
 """
 
 from __future__ import annotations
@@ -57,12 +65,15 @@ from moto.dynamodb.models.table import Table as DynamoTable
 from moto.events import models as events_models
 from moto.events.utils import EventTemplateParser
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.sqs import models as sqs_models
 from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions.parser import models as sfn_parser_models
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+from moto.stepfunctions.parser.asl.eval.environment import Environment as SfnEnvironment
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 
-from localcloud import lambda_runner
+from localcloud import lambda_runner, sqs_poller
 
 LOG = logging.getLogger(__name__)
 
@@ -225,8 +236,30 @@ class _ScaledSleepTime(types.ModuleType):
         time.sleep(max(seconds, 0) * _time_scale)
 
 
+# --- patch 8: StopExecution wakes a task parked on a task token --------------------------------
+
+_original_set_stop = SfnEnvironment.set_stop
+
+
+_original_set_error = SfnEnvironment.set_error
+
+
+def _set_stop(self: Any, stop_date: Any, cause: str | None, error: str | None) -> None:
+    _original_set_stop(self, stop_date=stop_date, cause=cause, error=error)
+    # The parked task wakes with no outcome; the stopped program runs no further state.
+    for endpoint in list(self.callback_pool_manager._pool.values()):
+        endpoint.interrupt_all()
+
+
+def _set_error(self: Any, error: Any) -> None:
+    # The woken task fails (it got no outcome); the execution stays ABORTED, not FAILED.
+    if isinstance(self._program_state, ProgramStopped):
+        return
+    _original_set_error(self, error=error)
+
+
 class _CopyExceptTables:
-    """Stands in for the `copy` module inside moto.dynamodb.models (patch 8)."""
+    """Stands in for the `copy` module inside moto.dynamodb.models (patch 10)."""
 
     @staticmethod
     def deepcopy(value: Any, memo: Any = None) -> Any:
@@ -291,9 +324,12 @@ def install_patches() -> None:
         events_models.Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
         sfn_parser_models.StepFunctionsParserBackend.start_execution = _start_execution  # type: ignore[method-assign]
         wait_function.WaitFunction._wait_interval = _scaled_wait_interval  # type: ignore[method-assign]
+        SfnEnvironment.set_stop = _set_stop  # type: ignore[method-assign]
+        SfnEnvironment.set_error = _set_error  # type: ignore[method-assign]
         retrier_decl.time = _ScaledSleepTime()  # type: ignore[attr-defined]
         dynamodb_models.copy = _CopyExceptTables  # type: ignore[attr-defined,assignment]
         dynamodb_models.DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
+        sqs_models.Queue.add_message = sqs_poller.hide_mappings_from_send  # type: ignore[method-assign]
         _patches_installed = True
 
 
@@ -318,7 +354,10 @@ def in_process_moto(region: str = DEFAULT_REGION) -> Iterator[None]:
     # A stray endpoint would send handler calls past mock_aws to a real socket.
     os.environ.pop("AWS_ENDPOINT_URL", None)
     try:
-        with mock_aws(config=MOTO_CONFIG):
+        with (
+            mock_aws(config=MOTO_CONFIG),
+            sqs_poller.SqsPoller(DEFAULT_ACCOUNT_ID, region, time_scale),
+        ):
             yield
     finally:
         for key, value in saved.items():
@@ -337,6 +376,7 @@ def moto_server(
     host: str = "127.0.0.1",
     port: int = 5000,
     runner_mode: lambda_runner.RunnerMode = lambda_runner.RunnerMode.IN_PROCESS,
+    region: str = DEFAULT_REGION,
 ) -> Iterator[str]:
     """moto as an HTTP server in this process (state shared with any client); yields its URL.
 
@@ -363,9 +403,11 @@ def moto_server(
     config_patch = mock.patch.dict(default_user_config, copy.deepcopy(MOTO_CONFIG))
     config_patch.start()
     lambda_runner.configure(mode=runner_mode, moto_endpoint=url)
+    poller = sqs_poller.SqsPoller(DEFAULT_ACCOUNT_ID, region, time_scale).start()
     try:
         yield url
     finally:
+        poller.stop()
         server.stop()
         config_patch.stop()
         lambda_runner.configure(mode=lambda_runner.RunnerMode.IN_PROCESS, moto_endpoint=None)

@@ -19,13 +19,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from localcloud import moto_runtime
 from localcloud.deploy import ClientFactory, Deployment, client_factory, deploy_assembly
-from localcloud.gateway import GatewayServer, LocalApi
+from localcloud.gateway import GatewayServer, LocalApi, rest_api_ids
 
 # Waits and retry back-offs run 1000 times faster: a 60 s Wait takes 60 ms.
 DEFAULT_TEST_TIME_SCALE = 0.001
@@ -50,8 +51,23 @@ def require_cdk_out(cdk_out: Path) -> Path:
 class LocalCloud:
     deployment: Deployment
     clients: ClientFactory
+    # The default REST API (named by `rest_api=`, else the first in the deployment).
     api_url: str
     local_api: LocalApi
+    # Every REST API served, each on its own port as each has its own host name on AWS; keyed by
+    # the API's id (the host name's first label), logical id and name.
+    api_urls: dict[str, str] = field(default_factory=dict)
+
+    def local_url(self, aws_url: str) -> str:
+        """The local address of a deployed API URL (e.g. a stack output
+        `https://<api-id>.execute-api.<region>.amazonaws.com/<stage>/path`)."""
+        parts = urlsplit(aws_url)
+        api_id = (parts.hostname or "").split(".", 1)[0]
+        if api_id not in self.api_urls:
+            raise KeyError(
+                f"{aws_url} is not the URL of a served REST API ({sorted(self.api_urls)})"
+            )
+        return self.api_urls[api_id] + parts.path
 
     @property
     def region(self) -> str:
@@ -66,6 +82,35 @@ class LocalCloud:
 
     def output(self, key: str) -> str:
         return self.deployment.output(key)
+
+    def wait_for_queues(self, timeout: float = 30.0) -> None:
+        """Until every queue a function is mapped to is empty (delivered, or dead-lettered)."""
+        lambda_client, sqs = self.client("lambda"), self.client("sqs")
+        arns = [
+            m["EventSourceArn"]
+            for m in lambda_client.list_event_source_mappings()["EventSourceMappings"]
+            if m["EventSourceArn"].startswith("arn:aws:sqs:")
+        ]
+        urls = [sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[1])["QueueUrl"] for arn in arns]
+        deadline = time.monotonic() + timeout
+        quiet = 0  # seen empty twice in a row: a message moving to a DLQ is in neither for a moment
+        while True:
+            counts = [
+                sqs.get_queue_attributes(
+                    QueueUrl=url,
+                    AttributeNames=[
+                        "ApproximateNumberOfMessages",
+                        "ApproximateNumberOfMessagesNotVisible",
+                    ],
+                )["Attributes"]
+                for url in urls
+            ]
+            quiet = quiet + 1 if all(int(v) == 0 for c in counts for v in c.values()) else 0
+            if quiet >= 2:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"queues still hold messages after {timeout}s: {counts}")
+            time.sleep(0.02)
 
     def start_execution(self, state_machine_arn: str, payload: Any) -> str:
         started = self.client("stepfunctions").start_execution(
@@ -114,7 +159,7 @@ def local_cloud(
     rest_api: str | None = None,
     serve_api: bool = True,
 ) -> Iterator[LocalCloud]:
-    """Deploy `cdk_out` into a fresh in-process moto and serve its REST API on a free port."""
+    """Deploy `cdk_out` into a fresh in-process moto and serve each REST API on a free port."""
     require_cdk_out(cdk_out)
     with moto_runtime.in_process_moto(region):
         previous_scale = moto_runtime.time_scale()
@@ -122,14 +167,32 @@ def local_cloud(
         try:
             clients = client_factory(region)
             deployment = deploy_assembly(cdk_out, clients)
-            local_api = LocalApi(deployment, clients, rest_api=rest_api)
+            local_api = LocalApi(deployment, clients, rest_api=rest_api or _first(deployment))
             if not serve_api:
                 yield LocalCloud(deployment, clients, "", local_api)
                 return
-            with GatewayServer(local_api, port=0) as server:
-                yield LocalCloud(deployment, clients, server.url, local_api)
+            with contextlib.ExitStack() as servers:
+                urls: dict[str, str] = {}
+                default_url = ""
+                for logical_id in rest_api_ids(deployment):
+                    api = (
+                        local_api
+                        if logical_id == local_api.api.info.logical_id
+                        else LocalApi(deployment, clients, rest_api=logical_id)
+                    )
+                    server = servers.enter_context(GatewayServer(api, port=0))
+                    for key in (api.api.api_id, logical_id, api.api.info.name):
+                        urls[key] = server.url
+                    if api is local_api:
+                        default_url = server.url
+                yield LocalCloud(deployment, clients, default_url, local_api, urls)
         finally:
             moto_runtime.set_time_scale(previous_scale)
+
+
+def _first(deployment: Deployment) -> str | None:
+    ids = rest_api_ids(deployment)
+    return ids[0] if ids else None
 
 
 def _tree_digest(directory: Path) -> str:

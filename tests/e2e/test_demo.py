@@ -27,7 +27,18 @@ def test_the_demo_journey_succeeds_end_to_end():
     # Then every step of the journey happened, in order, and it says so
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
-    steps = ["1. POST", "202 accepted", "SUCCEEDED", "3. GET", "200 {", "journey complete"]
+    steps = [
+        "1. POST",
+        "202 accepted",
+        "PENDING_LINK: codatCompanyId",
+        "presses Authorize",
+        "HTTP 200",
+        "connection.connected",
+        "read.completed.initial",
+        "execution SUCCEEDED",
+        '200 {"status": "READY"',
+        "is READY",
+    ]
     positions = [out.find(step) for step in steps]
     assert all(p >= 0 for p in positions), out
     assert positions == sorted(positions), out

@@ -359,34 +359,6 @@ def test_error_rate_is_deterministic_for_a_seed(http, emulator):
     assert set(first) == {200, 500}
 
 
-def test_ambiguous_failure_applies_the_write_then_500_and_the_key_replays(http, emulator):
-    linked = make_linked_company(emulator)
-    emulator.faults.add_rule(kind="ambiguous", route=payment_path(linked), count=1)
-    key = str(uuid.uuid4())
-    failed = http.post(
-        payment_path(linked), json=payment_body(linked), headers={"Idempotency-Key": key}
-    )
-    assert_codat_error(failed, 500)
-    payments = emulator.store.list_payments(linked.company_id, linked.connection_id)
-    assert len(payments) == 1  # the write happened
-    retried = http.post(
-        payment_path(linked), json=payment_body(linked), headers={"Idempotency-Key": key}
-    )
-    assert retried.status_code == 201
-    assert retried.json()["id"] == payments[0]["id"]
-    assert len(emulator.store.list_payments(linked.company_id, linked.connection_id)) == 1
-
-
-def test_ambiguous_hang_times_the_client_out_after_the_write():
-    with running_emulator(fault_hang_seconds=1.0) as emu:
-        linked = make_linked_company(emu)
-        emu.faults.add_rule(kind="ambiguous", mode="hang", route=payment_path(linked), count=1)
-        with emu.http(timeout=0.3) as client, pytest.raises(httpx.ReadTimeout):
-            client.post(payment_path(linked), json=payment_body(linked))
-        bill = emu.store.get_bill(linked.company_id, linked.connection_id, linked.open_bill_id)
-        assert bill["status"] == "PartiallyPaid"
-
-
 # --- events for write webhooks -------------------------------------------------------------------
 
 

@@ -185,9 +185,14 @@ def test_link_json_route_cancel_and_fail(emulator):
     assert cancelled.json()["statusCode"] == 403
     assert cancelled.json()["redirectUrl"] == "http://127.0.0.1:9/r/403"
     assert cancelled.json()["connection"]["status"] == "PendingAuth"
-    assert failed.json()["connection"]["dataConnectionErrors"][0]["errorMessage"] == (
-        "consent refused"
+    cancel_error, fail_error = failed.json()["connection"]["dataConnectionErrors"]
+    # Codat's connection.failed example: a cancel is a 403 "User cancelled linking"
+    assert (cancel_error["statusCode"], cancel_error["statusText"]) == (
+        "403",
+        "User cancelled linking",
     )
+    assert (fail_error["statusCode"], fail_error["errorMessage"]) == ("400", "consent refused")
+    assert failed.json()["connection"]["status"] == "PendingAuth"
 
 
 @pytest.mark.parametrize(

@@ -14,11 +14,14 @@ CDK_OUT = ROOT / "cdk.out"
 
 def test_pip_is_told_the_lambda_platform_and_wheels_only():
     command = PipLayerBundling(
-        requirements=REQUIREMENTS, platform="manylinux2014_aarch64", python_version="3.14"
+        requirements=REQUIREMENTS,
+        platform="manylinux2014_aarch64",
+        python_version="3.13",
+        compiler=None,
     ).pip_command("/out")
     joined = " ".join(command)
     assert "--platform manylinux2014_aarch64" in joined
-    assert "--python-version 3.14" in joined
+    assert "--python-version 3.13" in joined
     assert "--implementation cp" in joined
     assert "--only-binary=:all:" in command
     assert "--target /out/python" in joined
@@ -72,11 +75,11 @@ def _layer_asset() -> Path:
     return _asset_dir(layer["Properties"]["Content"]["S3Key"])
 
 
-def test_synthesized_layer_holds_arm64_cp314_binaries_and_every_requirement():
+def test_synthesized_layer_holds_arm64_cp313_binaries_and_every_requirement():
     site = _layer_asset() / "python"
     cores = list(site.glob("pydantic_core/_pydantic_core*.so"))
     assert cores, "pydantic_core's compiled module is missing from the layer"
-    assert all("cpython-314-aarch64-linux-gnu" in so.name for so in cores), cores
+    assert all("cpython-313-aarch64-linux-gnu" in so.name for so in cores), cores
     installed = {p.name.split("-")[0].lower().replace("_", "-") for p in site.glob("*.dist-info")}
     for line in REQUIREMENTS.read_text().splitlines():
         if line and not line.startswith("#"):
@@ -88,4 +91,3 @@ def test_code_asset_is_only_the_functions_package():
     assert len(keys) == 1
     asset = _asset_dir(keys.pop())
     assert sorted(p.name for p in asset.iterdir()) == ["billpay"]
-    assert not list(asset.rglob("__pycache__"))

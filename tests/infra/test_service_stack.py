@@ -12,25 +12,30 @@ def _functions(template):
     return template.find_resources("AWS::Lambda::Function")
 
 
-def test_every_function_runs_the_newest_python_on_arm_with_the_layer(dev):
+def test_every_function_runs_python313_on_arm_with_the_layer(dev):
     functions = _functions(dev.service)
-    # the API, one per onboarding step, the payables sync's step
-    assert len(functions) == 1 + len(_STEPS) + 1
+    # the API, one per onboarding step, the webhook ingress and processor, the payables sync
+    assert len(functions) == 1 + len(_STEPS) + 2 + 1
     layers = dev.service.find_resources("AWS::Lambda::LayerVersion")
     assert len(layers) == 1
     (layer_id,) = layers
-    assert layers[layer_id]["Properties"]["CompatibleRuntimes"] == ["python3.14"]
+    assert layers[layer_id]["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert layers[layer_id]["Properties"]["CompatibleArchitectures"] == ["arm64"]
     for resource in functions.values():
         props = resource["Properties"]
-        assert props["Runtime"] == "python3.14"
+        assert props["Runtime"] == "python3.13"
         assert props["Architectures"] == ["arm64"]
         assert props["Layers"] == [{"Ref": layer_id}]
         assert props["LoggingConfig"]["LogFormat"] == "JSON"
 
 
 def test_every_handler_string_names_a_real_function():
-    for handler in (constants.API_HANDLER, *(step.handler for step in _STEPS)):
+    for handler in (
+        constants.API_HANDLER,
+        *(step.handler for step in _STEPS),
+        constants.WEBHOOK_INGRESS_HANDLER,
+        constants.WEBHOOK_PROCESSOR_HANDLER,
+    ):
         module, _, name = handler.rpartition(".")
         assert callable(getattr(importlib.import_module(module), name))
 
@@ -44,7 +49,7 @@ def test_functions_log_to_their_own_group_with_retention_and_no_managed_policies
         for r in dev.service.find_resources("AWS::IAM::Role").values()
         if "lambda.amazonaws.com" in str(r["Properties"]["AssumeRolePolicyDocument"])
     ]
-    assert len(lambda_roles) == 1 + len(_STEPS) + 1  # + the payables sync
+    assert len(lambda_roles) == 1 + len(_STEPS) + 2 + 1  # + the payables sync
     for role in lambda_roles:
         assert "ManagedPolicyArns" not in role["Properties"]
 
@@ -93,20 +98,23 @@ def test_register_company_role_writes_only_the_companies_table(dev):
             assert _actions(statement) <= {"logs:CreateLogStream", "logs:PutLogEvents"}
 
 
-def test_product_api_is_iam_authorized_validated_logged_throttled_and_behind_waf(dev):
-    methods = dev.service.find_resources("AWS::ApiGateway::Method")
-    payables = ("bills", "suppliers", "paymentaccounts")
-    onboarding_methods = [m for i, m in methods.items() if not any(p in i for p in payables)]
-    # The payables routes: tests/infra/test_payables_infra.py
-    assert sorted(m["Properties"]["HttpMethod"] for m in onboarding_methods) == [
-        "DELETE",
-        "GET",
-        "POST",
-        "POST",
+def _methods_of(template, api_prefix):
+    return [
+        m["Properties"]
+        for m in template.find_resources("AWS::ApiGateway::Method").values()
+        if m["Properties"]["RestApiId"]["Ref"].startswith(api_prefix)
     ]
-    for method in methods.values():
-        assert method["Properties"]["AuthorizationType"] == "AWS_IAM"
-        assert "RequestValidatorId" in method["Properties"]
+
+
+def test_product_api_is_iam_authorized_validated_logged_throttled_and_behind_waf(dev):
+    methods = _methods_of(dev.service, "ProductApi")
+    # The payables routes are checked in test_payables_infra.py.
+    payables = ("bills", "suppliers", "paymentaccounts")
+    onboarding = [m for m in methods if not any(p in str(m["ResourceId"]) for p in payables)]
+    assert sorted(m["HttpMethod"] for m in onboarding) == ["DELETE", "GET", "POST", "POST"]
+    for method in methods:
+        assert method["AuthorizationType"] == "AWS_IAM"
+        assert "RequestValidatorId" in method
     dev.service.has_resource_properties(
         "AWS::ApiGateway::Stage",
         {
@@ -125,7 +133,7 @@ def test_product_api_is_iam_authorized_validated_logged_throttled_and_behind_waf
             ],
         },
     )
-    dev.service.resource_count_is("AWS::WAFv2::WebACLAssociation", 1)
+    dev.service.resource_count_is("AWS::WAFv2::WebACLAssociation", 2)  # product and webhook APIs
     dev.service.has_resource_properties(
         "AWS::ApiGateway::Model",
         {
@@ -292,8 +300,10 @@ def test_the_wait_step_may_resume_tasks_of_this_state_machine_only(dev):
 
 def test_alarms_notify_an_encrypted_topic(dev):
     alarms = dev.service.find_resources("AWS::CloudWatch::Alarm")
-    # every function's errors, each machine's failed + timed out, the API's 5xx
-    assert len(alarms) == (1 + len(_STEPS) + 1) + 2 * 2 + 1
+    # every function's errors, the machine's failed + timed out, the API's 5xx; for webhooks: DLQ
+    # depth and age, queue age, 4xx rate, 5xx, signatures, the secret (the webhook functions'
+    # errors are among "every function's"); the payables sync's function and machine (1 + 2)
+    assert len(alarms) == 1 + len(_STEPS) + 2 + 1 + 9 + 3
     (topic_id,) = dev.service.find_resources("AWS::SNS::Topic")
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
@@ -307,5 +317,83 @@ def test_service_outputs_have_stable_ids(dev):
         constants.OUTPUT_API_URL,
         constants.OUTPUT_ONBOARDING_STATE_MACHINE_ARN,
         constants.OUTPUT_ALARM_TOPIC_ARN,
+        constants.OUTPUT_WEBHOOK_URL,
+        constants.OUTPUT_WEBHOOK_QUEUE_URL,
+        constants.OUTPUT_WEBHOOK_DLQ_URL,
+        constants.OUTPUT_DASHBOARD_NAME,
     ):
         assert output_id in outputs
+
+
+def test_the_webhook_api_is_public_but_behind_waf_throttling_and_the_signature(dev):
+    (method,) = _methods_of(dev.service, "WebhooksApi")
+    assert method["HttpMethod"] == "POST"
+    assert method["AuthorizationType"] == "NONE"
+    dev.service.has_resource_properties(
+        "AWS::ApiGateway::RestApi", {"Name": "BillPay-dev-webhooks"}
+    )
+    acls = dev.service.find_resources("AWS::WAFv2::WebACL")
+    webhook_acl = next(a for a in acls.values() if "webhooks" in str(a["Properties"]))
+    common = webhook_acl["Properties"]["Rules"][0]["Statement"]["ManagedRuleGroupStatement"]
+    assert common["RuleActionOverrides"][0]["Name"] == "SizeRestrictions_BODY"
+    # No allowlist unless configured: then a first rule blocks every other source.
+    assert all(r["Name"] != "OnlyCodatSourceIps" for r in webhook_acl["Properties"]["Rules"])
+
+
+def test_the_webhook_allowlist_blocks_other_sources_when_configured(tmp_path):
+    from aws_cdk.assertions import Template
+
+    from infra.app import build_app
+
+    cidrs = '{"webhook_source_cidrs": ["4.159.114.108/32", "20.117.190.191/32"]}'
+    _, _, service = build_app(
+        outdir=str(tmp_path),
+        context={"stage": "dev", "config": cidrs, "aws:cdk:bundling-stacks": []},
+    )
+    template = Template.from_stack(service)
+    template.has_resource_properties(
+        "AWS::WAFv2::IPSet", {"Addresses": ["4.159.114.108/32", "20.117.190.191/32"]}
+    )
+    template.has_resource_properties(
+        "AWS::WAFv2::WebACL",
+        {
+            "Rules": Match.array_with(
+                [Match.object_like({"Name": "OnlyCodatSourceIps", "Action": {"Block": {}}})]
+            )
+        },
+    )
+
+
+def test_webhooks_are_queued_with_a_dlq_and_processed_with_partial_batch_failures(dev):
+    queues = dev.service.find_resources("AWS::SQS::Queue")
+    assert len(queues) == 2
+    redrive = [
+        q["Properties"]["RedrivePolicy"]
+        for q in queues.values()
+        if "RedrivePolicy" in q["Properties"]
+    ]
+    assert redrive[0]["maxReceiveCount"] == 5
+    dev.service.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {"BatchSize": 10, "FunctionResponseTypes": ["ReportBatchItemFailures"]},
+    )
+    for queue in queues.values():
+        assert queue["Properties"]["SqsManagedSseEnabled"] is True
+
+
+def test_the_processor_may_resume_onboarding_and_query_one_index_by_name(dev):
+    statements = _policy_of(dev.service, "FunctionsWebhookProcessorRole")
+    actions = {a for s in statements for a in _actions(s)}
+    assert "states:SendTaskSuccess" in actions
+    assert "events:PutEvents" in actions
+    (query,) = [s for s in statements if _actions(s) == {"dynamodb:Query"}]
+    assert "index/byCodatCompanyId" in str(query["Resource"])
+    # No function is granted every index of a table.
+    for policy in dev.service.find_resources("AWS::IAM::Policy").values():
+        assert "/index/*" not in str(policy)
+
+
+def test_the_operations_dashboard_exists(dev):
+    dev.service.has_resource_properties(
+        "AWS::CloudWatch::Dashboard", {"DashboardName": "BillPay-dev-operations"}
+    )

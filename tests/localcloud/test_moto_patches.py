@@ -24,6 +24,8 @@ from moto.stepfunctions import responses as sfn_responses
 from moto.stepfunctions.parser import models as sfn_parser_models
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint
+from moto.stepfunctions.parser.asl.eval.environment import Environment as SfnEnvironment
 
 from localcloud import lambda_runner, moto_runtime
 
@@ -122,6 +124,8 @@ def test_install_patches_replaces_exactly_the_documented_attributes():
     assert (
         dynamodb_models.DynamoDBBackend.transact_write_items is moto_runtime._transact_write_items
     )
+    assert SfnEnvironment.set_stop is moto_runtime._set_stop
+    assert SfnEnvironment.set_error is moto_runtime._set_error
 
 
 def test_the_internals_the_patches_replace_have_the_shape_they_were_written_for():
@@ -146,11 +150,14 @@ def test_the_internals_the_patches_replace_have_the_shape_they_were_written_for(
     assert "self._wait_interval(env=env, wait_seconds=w_sec)" in inspect.getsource(
         wait_function.WaitFunction._eval_body
     )
-    # Patch 8: moto backs a transaction up through the module's `copy`, table by table, and
+    # Patch 10: moto backs a transaction up through the module's `copy`, table by table, and
     # restores `self.tables[...]` from that backup (a no-op once the backup is the table itself).
     transact = inspect.getsource(moto_runtime._original_transact_write_items)
     assert "copy.deepcopy(\n                    self.tables[table_name]" in transact
     assert "self.tables[table_name] = original_table_state[table_name]" in transact
+    # StopExecution wakes parked tasks through the callback pool's endpoints.
+    assert "callback_pool_manager" in inspect.getsource(SfnEnvironment.__init__)
+    assert callable(CallbackEndpoint.interrupt_all)
     # deploy.py asks this map which resource types moto's CloudFormation can create.
     assert "AWS::Lambda::Function" in cfn_parsing.get_model_map()
 
@@ -450,9 +457,131 @@ def test_sqs_event_source_mappings_reach_the_real_handler():
             EventSourceArn=arn["Attributes"]["QueueArn"], FunctionName="on-message", BatchSize=1
         )
         sqs.send_message(QueueUrl=url, MessageBody="hello")
-        (event,) = _seen(sqs)
+        (event,) = _eventually_seen(sqs)
     assert event["Records"][0]["body"] == "hello"
     assert event["Records"][0]["eventSource"] == "aws:sqs"
+    assert event["Records"][0]["attributes"]["ApproximateReceiveCount"] == "1"
+
+
+def _eventually_seen(sqs, timeout: float = 10.0) -> list:
+    """The poller delivers from its own thread: wait for what the recorder sent."""
+    url = sqs.get_queue_url(QueueName="seen")["QueueUrl"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if messages:
+            return [json.loads(m["Body"]) for m in messages]
+        time.sleep(0.02)
+    raise AssertionError("nothing was delivered")
+
+
+PARTIAL = """
+import json
+
+import boto3
+
+
+def handle(event, context):
+    seen = boto3.client("sqs").get_queue_url(QueueName="seen")["QueueUrl"]
+    failures = []
+    for record in event["Records"]:
+        boto3.client("sqs").send_message(QueueUrl=seen, MessageBody=json.dumps(
+            {"body": record["body"], "count": record["attributes"]["ApproximateReceiveCount"]}))
+        if record["body"] == "poison":
+            failures.append({"itemIdentifier": record["messageId"]})
+    return {"batchItemFailures": failures}
+"""
+
+
+def test_the_sqs_poller_honours_partial_batch_failures_and_the_dead_letter_queue():
+    with moto_runtime.in_process_moto():
+        moto_runtime.set_time_scale(0.001)  # visibility timeout 30 s -> 30 ms
+        try:
+            sqs = boto3.client("sqs")
+            sqs.create_queue(QueueName="seen")
+            dlq_url = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])
+            redrive = {"deadLetterTargetArn": dlq_arn["Attributes"]["QueueArn"],
+                       "maxReceiveCount": 3}  # fmt: skip
+            url = sqs.create_queue(
+                QueueName="work",
+                Attributes={"VisibilityTimeout": "30", "RedrivePolicy": json.dumps(redrive)},
+            )["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+            boto3.client("lambda").create_function(
+                FunctionName="partial", Runtime="python3.11", Role=_role(),
+                Handler="partial_probe.handle", Code={"ZipFile": _zip(PARTIAL, "partial_probe.py")},
+            )  # fmt: skip
+            boto3.client("lambda").create_event_source_mapping(
+                EventSourceArn=arn["Attributes"]["QueueArn"], FunctionName="partial",
+                BatchSize=10, FunctionResponseTypes=["ReportBatchItemFailures"],
+            )  # fmt: skip
+            sqs.send_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": "1", "MessageBody": "poison"}, {"Id": "2", "MessageBody": "ok"}],
+            )
+            deadline = time.monotonic() + 10
+            dead: list = []
+            while not dead and time.monotonic() < deadline:
+                dead = sqs.receive_message(QueueUrl=dlq_url).get("Messages", [])
+                time.sleep(0.02)
+            seen = []
+            while batch := sqs.receive_message(
+                QueueUrl=sqs.get_queue_url(QueueName="seen")["QueueUrl"], MaxNumberOfMessages=10
+            ).get("Messages", []):
+                seen += [json.loads(m["Body"]) for m in batch]
+                for m in batch:
+                    sqs.delete_message(QueueUrl=sqs.get_queue_url(QueueName="seen")["QueueUrl"],
+                                       ReceiptHandle=m["ReceiptHandle"])  # fmt: skip
+        finally:
+            moto_runtime.set_time_scale(1.0)
+    # The good record was delivered once; the poisoned one three times, then dead-lettered.
+    assert [s["count"] for s in seen if s["body"] == "ok"] == ["1"]
+    assert sorted(s["count"] for s in seen if s["body"] == "poison") == ["1", "2", "3"]
+    assert [m["Body"] for m in dead] == ["poison"]
+
+
+def test_stopping_an_execution_parked_on_a_task_token_ends_it_at_once():
+    # Given an execution waiting (for up to an hour) on a task token
+    with moto_runtime.in_process_moto():
+        arn = _create_function("probe-park", "ok")
+        definition = {
+            "StartAt": "Park",
+            "States": {
+                "Park": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                    "Parameters": {"FunctionName": arn, "Payload": {"token.$": "$$.Task.Token"}},
+                    "TimeoutSeconds": 3600,
+                    "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "After"}],
+                    "End": True,
+                },
+                "After": {"Type": "Pass", "End": True},
+            },
+        }
+        sfn = boto3.client("stepfunctions")
+        machine = sfn.create_state_machine(
+            name="park-probe", definition=json.dumps(definition), roleArn=_role()
+        )["stateMachineArn"]
+        execution = sfn.start_execution(stateMachineArn=machine)["executionArn"]
+        deadline = time.monotonic() + 10
+        while not any(
+            e["type"] == "TaskSubmitted"
+            for e in sfn.get_execution_history(executionArn=execution)["events"]
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        # When it is stopped
+        sfn.stop_execution(executionArn=execution, cause="offboarded")
+        # Then it is ABORTED at once, and nothing after the parked task ran
+        description = _wait(sfn, execution, timeout=5)
+        entered = [
+            e["stateEnteredEventDetails"]["name"]
+            for e in sfn.get_execution_history(executionArn=execution)["events"]
+            if "stateEnteredEventDetails" in e
+        ]
+    assert description["status"] == "ABORTED"
+    assert entered == ["Park"]
 
 
 def _table_with_items(dynamodb, count):

@@ -30,8 +30,6 @@ from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
 from billpay.bills.models import (
     BillRecord,
     PaymentAccount,
@@ -42,6 +40,7 @@ from billpay.bills.models import (
     WriteRequest,
 )
 from billpay.bills.ports import BillFilter, DataType, SaveResult, StartKey
+from billpay.core.dynamo import from_dynamo, to_attribute, to_dynamo
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -66,8 +65,6 @@ _CONFLICT_RETRIES = 5
 _RETRYABLE_CANCELLATIONS = frozenset({"None", "TransactionConflict", "ThrottlingError"})
 
 R = TypeVar("R", bound=SyncedRecord)
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
 def record_key(record: SyncedRecord) -> str:
@@ -197,7 +194,7 @@ class DynamoPayablesRepository:
         return {
             "Put": {
                 "TableName": self._table,
-                "Item": _to_dynamo(item),
+                "Item": to_dynamo(item),
                 "ConditionExpression": condition,
                 "ExpressionAttributeNames": {"#k": SORT_KEY},
                 "ExpressionAttributeValues": values,
@@ -216,7 +213,7 @@ class DynamoPayablesRepository:
         try:
             self._client.put_item(
                 TableName=self._table,
-                Item=_to_dynamo(item),
+                Item=to_dynamo(item),
                 ConditionExpression="attribute_not_exists(#k) OR listedAt < :listed",
                 ExpressionAttributeNames={"#k": SORT_KEY},
                 ExpressionAttributeValues={":listed": {"S": _instant(listed_at)}},
@@ -261,7 +258,7 @@ class DynamoPayablesRepository:
             try:
                 self._client.put_item(
                     TableName=self._table,
-                    Item=_to_dynamo(stored),
+                    Item=to_dynamo(stored),
                     # Unchanged since read (no item reads as listedAt ""): else read again.
                     ConditionExpression="attribute_not_exists(#k) OR listedAt = :seen",
                     ExpressionAttributeNames={"#k": SORT_KEY},
@@ -286,7 +283,7 @@ class DynamoPayablesRepository:
         try:
             self._client.put_item(
                 TableName=self._table,
-                Item=_to_dynamo(item),
+                Item=to_dynamo(item),
                 ConditionExpression="attribute_not_exists(#k) OR expiresAt < :now",
                 ExpressionAttributeNames={"#k": SORT_KEY},
                 ExpressionAttributeValues={":now": {"N": str(int(request.created_at.timestamp()))}},
@@ -314,7 +311,7 @@ class DynamoPayablesRepository:
             ExpressionAttributeNames={"#s": "state"},
             ExpressionAttributeValues={
                 ":state": {"S": state.value},
-                ":outcome": _serializer.serialize(_attributes(outcome)),
+                ":outcome": to_attribute(_attributes(outcome)),
             },
         )
 
@@ -368,7 +365,7 @@ class DynamoPayablesRepository:
             while request:
                 answer = self._client.batch_get_item(RequestItems=request)
                 for item in answer["Responses"].get(self._table, []):
-                    data = _from_dynamo(item)
+                    data = from_dynamo(item)
                     found[data[SORT_KEY].removeprefix(PAYMENTS_PREFIX)] = data.get("payments", [])
                 request = answer.get("UnprocessedKeys") or {}
         return [
@@ -401,7 +398,7 @@ class DynamoPayablesRepository:
         if start is not None:
             query["ExclusiveStartKey"] = {name: {"S": value} for name, value in start.items()}
         answer = self._client.query(TableName=self._table, ConsistentRead=True, **query)
-        records = [model.model_validate(_from_dynamo(item)) for item in answer["Items"]]
+        records = [model.model_validate(from_dynamo(item)) for item in answer["Items"]]
         last = answer.get("LastEvaluatedKey")
         if not last:
             return records, None
@@ -417,7 +414,7 @@ class DynamoPayablesRepository:
         item = self._client.get_item(
             TableName=self._table, Key=_key(company_id, key), ConsistentRead=True
         ).get("Item")
-        return None if item is None else _from_dynamo(item)
+        return None if item is None else from_dynamo(item)
 
 
 def _sync_key(data_type: DataType) -> str:
@@ -469,14 +466,6 @@ def _request_token(company_id: str, records: Mapping[str, SyncedRecord]) -> str:
     for key, record in records.items():
         digest.update(f"{key}={record.digest()};".encode())
     return digest.hexdigest()[:36]
-
-
-def _to_dynamo(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: _serializer.serialize(value) for key, value in item.items()}
-
-
-def _from_dynamo(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: _deserializer.deserialize(value) for key, value in item.items()}
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -39,16 +39,21 @@ class ThrottleStore(Protocol):
     def current(self) -> Throttle | None: ...
 
     def hold(self, throttle: Throttle) -> None:
-        """Keep `throttle` unless one that lasts longer is already held."""
+        """Keep `throttle` unless one that lasts longer is already held, or a reset newer than its
+        cause was already seen (webhooks arrive out of order)."""
         ...
 
     def release(self, reset_at: datetime) -> None:
-        """Clear the throttle if it was set before `reset_at` (Codat's reset event time)."""
+        """Clear the throttle if it was set before `reset_at` (Codat's reset event time), and
+        remember the reset so a late, older `reached` does not set it again."""
         ...
 
 
 class DynamoThrottleStore:
-    """The throttle item in the companies table; writes are conditional so the longest wins."""
+    """The throttle item in the companies table; writes are conditional so the longest wins.
+
+    The item outlives a release as a marker (`releasedAt`, no `until`): a `reached` generated
+    before the last reset is then refused, so any delivery order ends in the same state."""
 
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
@@ -58,7 +63,7 @@ class DynamoThrottleStore:
         item = self._client.get_item(
             TableName=self._table, Key={"companyId": {"S": THROTTLE_KEY}}, ConsistentRead=True
         ).get("Item")
-        if item is None:
+        if item is None or "until" not in item:
             return None
         return Throttle(
             until=datetime.fromisoformat(item["until"]["S"]),
@@ -69,28 +74,36 @@ class DynamoThrottleStore:
     def hold(self, throttle: Throttle) -> None:
         # ISO-8601 UTC strings compare in time order, so DynamoDB can compare them for us.
         until = _iso(throttle.until)
-        # A longer throttle already held wins: the condition fails and nothing changes.
+        # A longer throttle already held, or a newer reset, wins: the condition fails.
         with contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException):
-            self._client.put_item(
+            self._client.update_item(
                 TableName=self._table,
-                Item={
-                    "companyId": {"S": THROTTLE_KEY},
-                    "until": {"S": until},
-                    "reason": {"S": throttle.reason},
-                    "setAt": {"S": _iso(throttle.set_at)},
-                },
-                ConditionExpression="attribute_not_exists(companyId) OR #until < :until",
+                Key={"companyId": {"S": THROTTLE_KEY}},
+                UpdateExpression="SET #until = :until, reason = :reason, setAt = :setAt",
+                ConditionExpression=(
+                    "(attribute_not_exists(#until) OR #until < :until)"
+                    " AND (attribute_not_exists(releasedAt) OR releasedAt < :setAt)"
+                ),
                 ExpressionAttributeNames={"#until": "until"},
-                ExpressionAttributeValues={":until": {"S": until}},
+                ExpressionAttributeValues={
+                    ":until": {"S": until},
+                    ":reason": {"S": throttle.reason},
+                    ":setAt": {"S": _iso(throttle.set_at)},
+                },
             )
 
     def release(self, reset_at: datetime) -> None:
-        # Absent, or set after this reset was generated: the condition fails and nothing changes.
+        # Set after this reset was generated, or a newer reset already seen: nothing changes.
         with contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException):
-            self._client.delete_item(
+            self._client.update_item(
                 TableName=self._table,
                 Key={"companyId": {"S": THROTTLE_KEY}},
-                ConditionExpression="setAt <= :reset",
+                UpdateExpression="SET releasedAt = :reset REMOVE #until, reason, setAt",
+                ConditionExpression=(
+                    "(attribute_not_exists(setAt) OR setAt <= :reset)"
+                    " AND (attribute_not_exists(releasedAt) OR releasedAt < :reset)"
+                ),
+                ExpressionAttributeNames={"#until": "until"},
                 ExpressionAttributeValues={":reset": {"S": _iso(reset_at)}},
             )
 

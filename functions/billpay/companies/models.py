@@ -52,7 +52,8 @@ ALLOWED_TRANSITIONS: dict[CompanyStatus, frozenset[CompanyStatus]] = {
     _S.LINKED: frozenset({_S.INITIAL_READ, _S.NEEDS_RELINK, _S.FAILED, _S.OFFBOARDED}),
     _S.INITIAL_READ: frozenset({_S.READY, _S.NEEDS_RELINK, _S.FAILED, _S.OFFBOARDED}),
     _S.READY: frozenset({_S.NEEDS_RELINK, _S.OFFBOARDED}),
-    _S.NEEDS_RELINK: frozenset({_S.PENDING_LINK, _S.OFFBOARDED, _S.FAILED}),
+    # READY again when the SMB re-authorizes the same connection (connection.reconnected).
+    _S.NEEDS_RELINK: frozenset({_S.PENDING_LINK, _S.READY, _S.OFFBOARDED, _S.FAILED}),
     _S.LINK_EXPIRED: frozenset({_S.PENDING_LINK, _S.OFFBOARDED}),
     _S.LINK_FAILED: frozenset({_S.PENDING_LINK, _S.OFFBOARDED}),
     _S.FAILED: frozenset({_S.PENDING_LINK, _S.OFFBOARDED}),
@@ -134,10 +135,17 @@ class CompanyRecord(_Model):
     connection_requested_by: str | None = Field(default=None, alias="connectionRequestedBy")
     connection_id: str | None = Field(default=None, alias="connectionId")
     connection_status: str | None = Field(default=None, alias="connectionStatus")
+    # generatedDate of the connection webhook that set connection_status: an older one arriving
+    # late changes nothing.
+    connection_event_at: datetime | None = Field(default=None, alias="connectionEventAt")
     link_url: str | None = Field(default=None, alias="linkUrl")
     link_issued_at: datetime | None = Field(default=None, alias="linkIssuedAt")
     # dataType -> Codat's status for it after the initial read (e.g. Complete, AuthError).
     data_types: dict[str, str] = Field(default_factory=dict, alias="dataTypes")
+    # When Codat's read that set each data type's status was generated (newest wins per type),
+    # and the newest read of any type (read.completed and read.completed.initial).
+    data_types_read_at: dict[str, datetime] = Field(default_factory=dict, alias="dataTypesReadAt")
+    last_read_at: datetime | None = Field(default=None, alias="lastReadAt")
     last_error: LastError | None = Field(default=None, alias="lastError")
     # Signals not yet consumed by a wait, newest per kind; and the wait parked here, if any.
     signals: dict[WaitKind, Signal] = Field(default_factory=dict)

@@ -10,6 +10,10 @@ from billpay.companies.models import CompanyRecord
 class CompanyRepository(Protocol):
     def get(self, company_id: str) -> CompanyRecord | None: ...
 
+    def find_by_codat_company_id(self, codat_company_id: str) -> str | None:
+        """The product's company id for a Codat company id (webhooks carry only Codat's)."""
+        ...
+
     def create(self, record: CompanyRecord) -> bool:
         """Store the record unless one exists for its id; True when this call created it."""
         ...

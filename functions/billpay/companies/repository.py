@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from typing import TYPE_CHECKING
 
 from billpay.companies.models import CompanyRecord
+from billpay.core.dynamo import from_dynamo, to_dynamo
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
+# Index of the companies table by Codat's company id (webhooks name only Codat's id).
+CODAT_COMPANY_INDEX = "byCodatCompanyId"
 
 
 class DynamoCompanyRepository:
@@ -30,6 +29,18 @@ class DynamoCompanyRepository:
         if item is None:
             return None
         return CompanyRecord.model_validate(from_dynamo(item))
+
+    def find_by_codat_company_id(self, codat_company_id: str) -> str | None:
+        """The product's id of the company Codat knows as `codat_company_id`, if there is one."""
+        answer = self._client.query(
+            TableName=self._table,
+            IndexName=CODAT_COMPANY_INDEX,
+            KeyConditionExpression="codatCompanyId = :id",
+            ExpressionAttributeValues={":id": {"S": codat_company_id}},
+            Limit=1,
+        )
+        items = answer.get("Items", [])
+        return items[0]["companyId"]["S"] if items else None
 
     def create(self, record: CompanyRecord) -> bool:
         try:
@@ -54,11 +65,3 @@ class DynamoCompanyRepository:
         except self._client.exceptions.ConditionalCheckFailedException:
             return False
         return True
-
-
-def to_dynamo(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: _serializer.serialize(value) for key, value in item.items()}
-
-
-def from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
-    return {key: _deserializer.deserialize(value) for key, value in item.items()}

@@ -30,6 +30,7 @@ class Settings(BaseModel):
     sync_pages_per_step: int | None = Field(default=None, alias="SYNC_PAGES_PER_STEP", ge=1)
     # Functions that publish domain events (billpay.events.publisher).
     event_bus_name: str | None = Field(default=None, alias="EVENT_BUS_NAME")
+    webhook_events_table: str | None = Field(default=None, alias="WEBHOOK_EVENTS_TABLE")
 
 
 @cache

@@ -39,3 +39,65 @@ class DomainEvent(BaseModel):
             "schemaVersion": self.SCHEMA_VERSION,
             **self.model_dump(mode="json", by_alias=True),
         }
+
+
+# --- published by the webhook processor (billpay.webhooks) -----------------------------------
+
+
+class CompanyNeedsRelink(DomainEvent):
+    """A READY company lost its accounting connection (disconnected, deleted or deauthorized):
+    the SMB must authorize again before bills can be read or paid."""
+
+    DETAIL_TYPE: ClassVar[str] = "CompanyNeedsRelink"
+
+    connection_id: str = Field(alias="connectionId")
+    connection_status: str = Field(alias="connectionStatus")
+    # The Codat event that said so (connection.disconnected, connection.deleted, ...).
+    reason: str
+
+
+class DataTypeRead(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
+
+    data_type: str = Field(alias="dataType")
+    # Codat's dataset status as sent (Complete, AuthError, FetchError, ...).
+    status: str
+    records_modified: bool = Field(alias="recordsModified")
+
+
+class CompanyDataRead(DomainEvent):
+    """Codat finished a read of the company's books (`read.completed`). `recordsModified` says
+    which data types changed since the previous read; read them from Codat to see what."""
+
+    DETAIL_TYPE: ClassVar[str] = "CompanyDataRead"
+
+    data_types: tuple[DataTypeRead, ...] = Field(alias="dataTypes")
+    modified_from: datetime | None = Field(default=None, alias="modifiedFrom")
+
+
+class WriteOutcome(DomainEvent):
+    """The late outcome of a write Codat made to the accounting platform (`*.write.*`)."""
+
+    # Codat's id of the write request (push operation), the record written (None when it
+    # failed), Create/Update/..., and Codat's write status (Success, Failed, TimedOut, ...).
+    push_id: str = Field(alias="pushId")
+    record_id: str | None = Field(default=None, alias="recordId")
+    write_type: str | None = Field(default=None, alias="writeType")
+    status: str
+    connection_id: str | None = Field(default=None, alias="connectionId")
+
+
+class BillWriteSucceeded(WriteOutcome):
+    DETAIL_TYPE: ClassVar[str] = "BillWriteSucceeded"
+
+
+class BillWriteFailed(WriteOutcome):
+    DETAIL_TYPE: ClassVar[str] = "BillWriteFailed"
+
+
+class BillPaymentWriteSucceeded(WriteOutcome):
+    DETAIL_TYPE: ClassVar[str] = "BillPaymentWriteSucceeded"
+
+
+class BillPaymentWriteFailed(WriteOutcome):
+    DETAIL_TYPE: ClassVar[str] = "BillPaymentWriteFailed"

@@ -1,33 +1,6 @@
-"""Unit fixtures for the adapters: moto in-process (no sockets), fresh per test."""
+"""Unit fixtures for billpay: see tests/unit/conftest.py (moto, tables)."""
 
-import boto3
 import pytest
-from moto import mock_aws
-
-REGION = "eu-west-1"
-
-
-@pytest.fixture
-def aws(monkeypatch):
-    """Credentials for moto and no endpoint override; yields a boto3 client factory."""
-    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
-        yield lambda service: boto3.client(service, region_name=REGION)
-
-
-@pytest.fixture
-def companies_table(aws):
-    """The companies table as the state stack defines it (key companyId); returns its name."""
-    aws("dynamodb").create_table(
-        TableName="companies",
-        KeySchema=[{"AttributeName": "companyId", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "companyId", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return "companies"
 
 
 @pytest.fixture

@@ -22,6 +22,12 @@ class InMemoryCompanies:
     def get(self, company_id: str) -> CompanyRecord | None:
         return self.items.get(company_id)
 
+    def find_by_codat_company_id(self, codat_company_id: str) -> str | None:
+        return next(
+            (r.company_id for r in self.items.values() if r.codat_company_id == codat_company_id),
+            None,
+        )
+
     def create(self, record: CompanyRecord) -> bool:
         if record.company_id in self.items:
             return False
@@ -77,12 +83,19 @@ class InMemoryWorkflow:
 
 
 class RecordingPublisher:
-    """An EventPublisher that keeps what it was given."""
+    """An EventPublisher that keeps what it was given; `fail` makes the next publish raise."""
 
     def __init__(self) -> None:
         self.events: list[DomainEvent] = []
+        self.fail = False
+
+    @property
+    def published(self) -> list[DomainEvent]:
+        return self.events
 
     def publish(self, events: Sequence[DomainEvent]) -> None:
+        if self.fail:
+            raise RuntimeError("EventBridge refused the events")
         self.events.extend(events)
 
     def of_type(self, detail_type: str) -> list[DomainEvent]:
@@ -178,14 +191,17 @@ class InMemoryThrottle:
 
     def __init__(self) -> None:
         self.held: Throttle | None = None
+        self.calls: list[tuple[str, Any]] = []  # what was asked of it, in order
 
     def current(self) -> Throttle | None:
         return self.held
 
     def hold(self, throttle: Throttle) -> None:
+        self.calls.append(("hold", throttle))
         if self.held is None or self.held.until < throttle.until:
             self.held = throttle
 
     def release(self, reset_at: datetime) -> None:
+        self.calls.append(("release", reset_at))
         if self.held is not None and self.held.set_at <= reset_at:
             self.held = None

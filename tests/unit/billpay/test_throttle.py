@@ -47,3 +47,18 @@ def test_a_reset_clears_only_a_throttle_set_before_it(store):
 def test_naive_times_are_refused(store):
     with pytest.raises(ValueError, match="timezone-aware"):
         store.hold(Throttle(until=datetime(2026, 1, 1), reason="429", set_at=T0))
+
+
+@pytest.mark.parametrize("order", [("hold", "release"), ("release", "hold")])
+def test_a_reached_older_than_the_last_reset_does_not_come_back(store, order):
+    """Delivered in either order, reached(t1) and reset(t2 > t1) end with no throttle."""
+    reached = _throttle(600, set_at=T0, reason="client.rateLimit.reached")
+    for step in order:
+        if step == "hold":
+            store.hold(reached)
+        else:
+            store.release(reset_at=T0 + timedelta(minutes=30))
+    assert store.current() is None
+    # A reached generated after that reset holds again.
+    store.hold(_throttle(900, set_at=T0 + timedelta(hours=1)))
+    assert store.current() is not None

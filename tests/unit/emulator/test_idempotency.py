@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from codat_emulator.idempotency import IdempotencyCache, Outcome, StoredResponse, fingerprint
 
 
@@ -53,6 +55,18 @@ def test_entries_expire_after_90_minutes_by_the_injected_clock():
     clock.now += timedelta(seconds=1)
     assert cache.begin("k", fp).outcome is Outcome.PROCEED
     assert len(cache) == 1
+
+
+@pytest.mark.parametrize("status", [400, 404, 500, 502, 503])
+def test_4xx_and_5xx_answers_are_stored_and_replayed(status):
+    # Codat caches every answer under the key, errors included; a retry learns nothing new.
+    cache = IdempotencyCache(clock=Clock())
+    fp = fingerprint("POST", "/pay", b"{}")
+    cache.begin("k", fp)
+    failed = StoredResponse(status, b'{"statusCode": %d}' % status, "application/json")
+    cache.complete("k", failed)
+    decision = cache.begin("k", fp)
+    assert (decision.outcome, decision.stored) == (Outcome.REPLAY, failed)
 
 
 def test_429_and_abandoned_requests_are_not_stored():

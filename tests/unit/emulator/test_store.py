@@ -164,3 +164,34 @@ def test_set_quota_exhausts_on_demand():
     assert store.consume_quota(company)[0] is False
     store.reset_quota(company)
     assert store.consume_quota(company)[0] is True
+
+
+def test_every_change_moves_source_modified_date_past_any_the_store_holds():
+    clock = Clock()  # frozen: every change happens at the same instant
+    later_today = clock.now + timedelta(hours=3)
+    seeded = bill(1)
+    seeded.source_modified_date = later_today  # a seeded record dated after "now"
+    store, company, connection = linked_store([seeded, bill(2)], clock)
+    changed = [
+        store.record_external_payment(company, connection, "b1", Decimal("1.00")),
+        store.record_external_payment(company, connection, "b2", Decimal("1.00")),
+        store.record_external_payment(company, connection, "b1", Decimal("1.00")),
+    ]
+    stamps = [b["sourceModifiedDate"] for b in changed]
+    assert stamps == sorted(stamps)
+    assert len(set(stamps)) == 3
+    assert stamps[0] > later_today.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def test_deauthorize_and_cancel_record_codats_connection_errors():
+    store, company, connection = linked_store()
+    deauthorized = store.deauthorize_connection(company, connection)
+    assert deauthorized["status"] == "Deauthorized"
+    assert deauthorized["dataConnectionErrors"][-1]["statusCode"] == "401"
+    again = store.deauthorize_connection(company, connection)
+    assert len(again["dataConnectionErrors"]) == 1  # deauthorizing twice records it once
+    cancelled = store.fail_connection(company, connection, "User cancelled", "403", "Cancelled")
+    assert (cancelled["status"], cancelled["dataConnectionErrors"][-1]["statusCode"]) == (
+        "Deauthorized",
+        "403",
+    )

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from codat_emulator.seed import DatasetSpec, generate_dataset
-from codat_emulator.store import Bill, BillLine, Store
+from codat_emulator.store import Bill, BillLine, Store, ValidationItem
 from codat_emulator.webhooks import WebhookDispatcher, event_type_aliases
 from tests.codat_webhook_models import assert_codat_webhook
 
@@ -182,3 +182,89 @@ def test_write_event_aliases_accept_the_singular_spelling():
         "bill.write.successful",
     }
     assert event_type_aliases("read.completed") == {"read.completed"}
+
+
+def test_uploads_and_refused_writes_become_write_webhooks(world):
+    store, dispatcher, company_id, connection_id = world
+    store.set_connection_status(company_id, connection_id, "Linked")
+    dataset = generate_dataset(
+        DatasetSpec(seed=3, company_id=company_id, platform_key="gbol", bills=5)
+    )
+    store.load_dataset(company_id, connection_id, dataset)
+    bill_id = dataset.bills[0].id
+    attachment = store.add_attachment(
+        company_id, connection_id, bill_id, "invoice.pdf", "application/pdf", b"%PDF"
+    )
+    for write_type in ("Update", "Create"):
+        store.report_failed_write(
+            company_id, connection_id, "bills", write_type, bill_id, [ValidationItem("no", "x")]
+        )
+    store.report_failed_write(
+        company_id, connection_id, "billPayments", "Create", bill_id, [ValidationItem("no")]
+    )
+    writes = [e for e in dispatcher.events() if ".write." in e["eventType"]]
+    shapes = [
+        (e["eventType"], e["payload"]["type"], e["payload"]["status"], e["payload"]["record"])
+        for e in writes
+    ]
+    assert shapes == [
+        ("bills.write.successful", "UploadAttachment", "Success", {"id": bill_id}),
+        ("bills.write.unsuccessful", "Update", "Failed", {"id": bill_id}),
+        ("bills.write.unsuccessful", "Create", "Failed", None),
+        ("billPayments.write.unsuccessful", "Create", "Failed", None),
+    ]
+    assert writes[0]["payload"]["attachmentId"] == attachment["id"]
+    assert all("attachmentId" not in e["payload"] for e in writes[1:])
+    for envelope in writes:
+        assert assert_codat_webhook(envelope).payload.connection_id == connection_id
+
+
+def test_a_timed_out_write_validates():
+    from codat_emulator.webhooks import build_write_webhook
+
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    webhook = build_write_webhook(
+        data_type="bills",
+        successful=False,
+        write_type="UploadAttachment",
+        reference={"id": "c", "name": "n"},
+        connection_id="k",
+        requested=now,
+        completed=now,
+        record_id="b",
+        failed_status="TimedOut",
+    )
+    assert assert_codat_webhook(webhook.envelope()).payload.status == "TimedOut"
+
+
+def test_read_errors_are_per_data_type_and_validate(world):
+    store, dispatcher, company_id, connection_id = world
+    store.set_connection_status(company_id, connection_id, "Linked")
+    result = dispatcher.complete_read(
+        company_id,
+        connection_id,
+        ["bills", "suppliers"],
+        loaded={"bills": 4, "suppliers": 2},
+        errors={"bills": "PermissionsError"},
+    )
+    assert result.statuses == {"bills": "PermissionsError", "suppliers": "Complete"}
+    assert result.records_modified == {"bills": 0, "suppliers": 2}
+    parsed = assert_codat_webhook(result.webhook.envelope())
+    assert parsed.event_type == "read.completed.initial"
+    assert [(d.status, d.records_modified) for d in parsed.payload.data_types] == [
+        ("PermissionsError", False),
+        ("Complete", True),
+    ]
+    later = dispatcher.complete_read(company_id, connection_id, ["bills", "suppliers"])
+    assert later.records_modified == {"bills": 4, "suppliers": 0}
+
+
+def test_a_cancel_is_connection_failed_with_a_403(world):
+    store, dispatcher, company_id, connection_id = world
+    store.fail_connection(
+        company_id, connection_id, "User cancelled", "403", "User cancelled linking"
+    )
+    failed = dispatcher.events()[-1]
+    assert failed["eventType"] == "connection.failed"
+    parsed = assert_codat_webhook(failed)
+    assert parsed.payload.connection.data_connection_errors[0].status_code == "403"

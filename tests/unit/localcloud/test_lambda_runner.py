@@ -28,7 +28,7 @@ def test_layer_of_pure_python_is_compatible(tmp_path):
 
 
 def test_layer_built_for_another_python_is_not(tmp_path):
-    (tmp_path / "_core.cpython-314-aarch64-linux-gnu.so").write_bytes(_elf(0xB7))
+    (tmp_path / "_core.cpython-313-aarch64-linux-gnu.so").write_bytes(_elf(0xB7))
     assert not layer_is_host_compatible(tmp_path)
 
 
@@ -86,3 +86,20 @@ def test_nested_handler_module_is_split_at_the_last_dot():
 def test_empty_invocation_body_is_an_empty_event():
     assert _normalize_event("{}") == {}
     assert _normalize_event({"a": 1}) == {"a": 1}
+
+
+def test_walking_the_environment_survives_a_variable_removed_meanwhile(monkeypatch):
+    # Given a thread that has started walking os.environ (as botocore and httpx do when they look
+    # for proxy variables), and the runner removing a function's variable at that moment
+    import os
+
+    from localcloud.lambda_runner import install_environment_snapshots
+
+    install_environment_snapshots()
+    monkeypatch.setenv("ZZZ_FUNCTION_VARIABLE", "1")
+    walk = iter(os.environ.items())
+    next(walk)
+    del os.environ["ZZZ_FUNCTION_VARIABLE"]
+    # Then the walk finishes on the snapshot it started from, with no KeyError
+    assert dict(walk)["ZZZ_FUNCTION_VARIABLE"] == "1"
+    assert "ZZZ_FUNCTION_VARIABLE" not in os.environ.copy()

@@ -1,0 +1,504 @@
+"""Onboarding on the local cloud against the Codat emulator: the deployed state machine, the real
+handlers, Codat's API as the emulator serves it, and Codat's webhooks resuming the waits.
+
+The webhooks reach the waits through localcloud.codat_signals (the webhook processor's mapping
+and record_signal, minus the HTTP hop) until the webhook endpoint is on main.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from billpay.companies.logic import update_company
+from billpay.companies.models import PRODUCT_COMPANY_ID_TAG, CompanyStatus
+from billpay.companies.repository import DynamoCompanyRepository
+from localcloud.codat_signals import EmulatorWebhooks
+from localcloud.product import ProductCloud
+
+MACHINE = "OnboardingStateMachineArn"
+# Short waits for the tests that need the reconcile or the expiry to happen (real seconds: moto
+# runs TimeoutSeconds in real time).
+FAST = {"reconcileIntervalSeconds": 1, "linkExpirySeconds": 600, "initialReadTimeoutSeconds": 600}
+
+
+@pytest.fixture(scope="module")
+def product(product_with_codat: ProductCloud) -> ProductCloud:
+    return product_with_codat
+
+
+@pytest.fixture(scope="module")
+def http(product: ProductCloud) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=product.cloud.api_url, timeout=35) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def webhooks(product: ProductCloud) -> EmulatorWebhooks:
+    return EmulatorWebhooks(product.cloud, product.emulator)
+
+
+@pytest.fixture(scope="module")
+def bus_events(product: ProductCloud) -> Callable[[str], list[dict[str, Any]]]:
+    """Every event the product published on its bus, read through an SQS queue subscribed to it."""
+    cloud = product.cloud
+    sqs, events = cloud.client("sqs"), cloud.client("events")
+    queue_url = sqs.create_queue(QueueName=f"bus-capture-{secrets.token_hex(3)}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    bus = cloud.output("EventBusName")
+    events.put_rule(Name="capture", EventBusName=bus, EventPattern='{"source": ["billpay"]}')
+    events.put_targets(
+        Rule="capture", EventBusName=bus, Targets=[{"Id": "queue", "Arn": queue_arn}]
+    )
+    seen: list[dict[str, Any]] = []
+
+    def read(company_id: str) -> list[dict[str, Any]]:
+        while True:
+            batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not batch:
+                break
+            seen.extend(json.loads(m["Body"]) for m in batch)
+            sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(batch)
+                ],
+            )
+        return [e for e in seen if e["detail"]["companyId"] == company_id]
+
+    return read
+
+
+def _company_id() -> str:
+    return f"smb-{secrets.token_hex(4)}"
+
+
+def _body(company_id: str, **changes: Any) -> dict[str, Any]:
+    return {"companyId": company_id, "name": "Acme Ltd", "platformKey": "gbol", **changes}
+
+
+def _until(
+    http: httpx.Client, company_id: str, done: Callable[[dict[str, Any]], bool], timeout=60.0
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = http.get(f"/companies/{company_id}")
+        company = answer.json() if answer.status_code == 200 else {}
+        if company and done(company):
+            return company
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{company_id} did not get there in {timeout}s: {company}")
+        time.sleep(0.05)
+
+
+def _waiting_for(http: httpx.Client, company_id: str, kind: str) -> dict[str, Any]:
+    return _until(http, company_id, lambda c: c["waitingFor"] == kind)
+
+
+def _codat_companies(product: ProductCloud, company_id: str) -> list[dict[str, Any]]:
+    """The emulator's companies tagged with the product's id (there must be exactly one)."""
+    return [
+        c
+        for c in product.emulator.store.list_companies()
+        if c["tags"].get(PRODUCT_COMPANY_ID_TAG) == company_id
+    ]
+
+
+def _link(product: ProductCloud, company: dict[str, Any], action: str, **extra: Any) -> Any:
+    """The SMB user in Link (the emulator's JSON route for the Link page's buttons)."""
+    path = f"/_emulator/link/{company['codatCompanyId']}/connections/{company['connectionId']}"
+    with product.emulator.http() as emulator:
+        answer = emulator.post(path, json={"action": action, "size": 20, **extra})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def _start(http: httpx.Client, company_id: str, **changes: Any) -> str:
+    answer = http.post("/companies", json=_body(company_id, **changes))
+    assert answer.status_code == 202, answer.text
+    return str(answer.json()["executionArn"])
+
+
+def _start_directly(product: ProductCloud, payload: dict[str, Any], name: str | None = None) -> str:
+    sfn = product.cloud.client("stepfunctions")
+    kwargs = {"name": name} if name else {}
+    return str(
+        sfn.start_execution(
+            stateMachineArn=product.cloud.output(MACHINE), input=json.dumps(payload), **kwargs
+        )["executionArn"]
+    )
+
+
+def _states_entered(product: ProductCloud, execution_arn: str) -> list[str]:
+    return [
+        e["stateEnteredEventDetails"]["name"]
+        for e in product.cloud.history(execution_arn)
+        if "stateEnteredEventDetails" in e
+    ]
+
+
+def _authorize_and_relay(product, http, webhooks, company_id) -> dict[str, Any]:
+    company = _waiting_for(http, company_id, "authorization")
+    _link(product, company, "authorize")
+    webhooks.deliver_new()
+    return _until(http, company_id, lambda c: c["status"] == "READY")
+
+
+# --- the journey -------------------------------------------------------------------------------
+
+
+def test_happy_path_to_ready(product, http, webhooks, bus_events):
+    company_id = _company_id()
+    # Given the product starts onboarding for an SMB on Xero
+    execution_arn = _start(http, company_id, redirectUrl="https://app.example/linked")
+    # Then the company waits for the SMB user, with a Link URL to send them to
+    pending = _waiting_for(http, company_id, "authorization")
+    assert pending["status"] == "PENDING_LINK"
+    assert pending["linkUrl"].startswith(product.emulator.base_url)
+    assert pending["connectionStatus"] == "PendingAuth"
+    assert pending["codatCompanyId"]
+    assert pending["codatCompanyId"] != company_id
+    (link_ready,) = [e for e in bus_events(company_id) if e["detail-type"] == "LinkReady"]
+    assert link_ready["detail"]["linkUrl"] == pending["linkUrl"]
+    assert link_ready["detail"]["redirectUrl"] == "https://app.example/linked"
+    # When the user authorizes in Link and Codat's webhooks arrive
+    ready = _authorize_and_relay(product, http, webhooks, company_id)
+    # Then the company is READY, with what Codat read
+    assert ready["connectionStatus"] == "Linked"
+    assert ready["linkUrl"] is None
+    assert ready["dataTypes"]["bills"] == "Complete"
+    assert ready["lastError"] is None
+    execution = product.cloud.wait_for_execution(execution_arn)
+    assert execution["status"] == "SUCCEEDED"
+    assert "ReconcileAuthorization" not in _states_entered(product, execution_arn)  # no polling
+    (codat_company,) = _codat_companies(product, company_id)
+    assert codat_company["id"] == ready["codatCompanyId"]
+    assert codat_company["name"] == "Acme Ltd"
+    types = [e["detail-type"] for e in bus_events(company_id)]
+    assert types == ["LinkReady", "CompanyReady"]
+    company_ready = bus_events(company_id)[1]["detail"]
+    assert company_ready["codatCompanyId"] == ready["codatCompanyId"]
+    assert company_ready["companyData"]["suppliers"]["count"] > 0
+
+
+def test_a_duplicate_start_is_the_same_onboarding(product, http, webhooks):
+    company_id = _company_id()
+    first = http.post("/companies", json=_body(company_id))
+    again = http.post("/companies", json=_body(company_id))
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again.json() == first.json()
+    conflicting = http.post("/companies", json=_body(company_id, platformKey="qhyg"))
+    assert conflicting.status_code == 409
+    # Started directly under another name, the second execution is refused at registration
+    other = _start_directly(product, _body(company_id), name=f"other-{company_id}")
+    refused = product.cloud.wait_for_execution(other)
+    assert refused["status"] == "FAILED"
+    assert "another onboarding execution" in refused["cause"]
+    _authorize_and_relay(product, http, webhooks, company_id)
+    assert len(_codat_companies(product, company_id)) == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"platformKey": "sage"}, "platformKey"),
+        ({"name": ""}, "name"),
+        ({"companyId": "bad id!"}, "companyId"),
+    ],
+)
+def test_bad_input_is_a_400_and_codat_is_never_called(product, http, changes, field):
+    before = len(product.emulator.store.list_companies())
+    answer = http.post("/companies", json=_body(_company_id(), **changes))
+    assert answer.status_code == 400
+    # The gateway's model refuses it before the function runs
+    assert answer.json() == {"message": "Invalid request body"}
+    # Started directly, the execution fails at registration with the field and the reason
+    execution_arn = _start_directly(product, _body(_company_id(), **changes))
+    failed = product.cloud.wait_for_execution(execution_arn)
+    assert failed["status"] == "FAILED"
+    assert field in failed["cause"]
+    assert len(product.emulator.store.list_companies()) == before
+
+
+def test_a_name_codat_would_refuse_is_normalized_or_refused_by_the_function(product, http):
+    refused = http.post("/companies", json=_body(_company_id(), name="株式会社"))
+    assert refused.status_code == 400
+    assert "no character Codat accepts" in refused.json()["error"]["details"][0]["message"]
+    company_id = _company_id()
+    _start(http, company_id, name="Müller & Söhne (Berlin)")
+    company = _waiting_for(http, company_id, "authorization")
+    assert company["name"] == "Müller & Söhne (Berlin)"
+    (codat_company,) = _codat_companies(product, company_id)
+    assert codat_company["name"] == "Muller & Sohne Berlin"
+
+
+# --- Link --------------------------------------------------------------------------------------
+
+
+def test_a_user_who_cancels_in_link_ends_in_link_failed_and_a_relink_brings_them_back(
+    product, http, webhooks
+):
+    company_id = _company_id()
+    execution_arn = _start(http, company_id)
+    company = _waiting_for(http, company_id, "authorization")
+    # When the user presses Cancel, Codat sends connection.failed (statusCode 403)
+    assert _link(product, company, "cancel")["statusCode"] == 403
+    webhooks.deliver_new()
+    cancelled = _until(http, company_id, lambda c: c["status"] == "LINK_FAILED")
+    assert cancelled["lastError"]["code"] == "LinkFailed"
+    assert cancelled["lastError"]["message"] == "User cancelled"
+    assert product.cloud.wait_for_execution(execution_arn)["status"] == "SUCCEEDED"
+    # Then the product can hand out a new Link, and this time the user authorizes
+    assert http.post(f"/companies/{company_id}/relink").status_code == 202
+    ready = _authorize_and_relay(product, http, webhooks, company_id)
+    assert ready["connectionId"] != company["connectionId"]
+    assert len(_codat_companies(product, company_id)) == 1
+
+
+def test_a_slow_user_is_reconciled_once_per_interval_and_can_still_authorize(
+    product, http, webhooks
+):
+    company_id = _company_id()
+    execution_arn = _start_directly(product, {**_body(company_id), "timings": FAST})
+    _waiting_for(http, company_id, "authorization")
+    # Nothing arrives within the interval: the workflow reads the connection once, and waits on
+    deadline = time.monotonic() + 30
+    while "ReconcileAuthorization" not in _states_entered(product, execution_arn):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    company = _waiting_for(http, company_id, "authorization")
+    assert company["status"] == "PENDING_LINK"
+    # When the user finally authorizes, onboarding completes
+    _authorize_and_relay(product, http, webhooks, company_id)
+    assert product.cloud.wait_for_execution(execution_arn)["status"] == "SUCCEEDED"
+
+
+def test_a_failed_authorization_ends_in_link_failed_with_the_reason(
+    product, http, webhooks, bus_events
+):
+    company_id = _company_id()
+    execution_arn = _start(http, company_id)
+    company = _waiting_for(http, company_id, "authorization")
+    _link(product, company, "fail", message="The user has no permission to connect Xero")
+    webhooks.deliver_new()
+    failed = _until(http, company_id, lambda c: c["status"] == "LINK_FAILED")
+    assert failed["lastError"]["code"] == "LinkFailed"
+    assert failed["lastError"]["message"] == "The user has no permission to connect Xero"
+    # Not an operator's problem: the execution succeeds (no alarm), the product is told
+    assert product.cloud.wait_for_execution(execution_arn)["status"] == "SUCCEEDED"
+    (event,) = [e for e in bus_events(company_id) if e["detail-type"] == "OnboardingFailed"]
+    assert event["detail"]["status"] == "LINK_FAILED"
+
+
+def test_a_link_nobody_uses_expires(product, http, bus_events):
+    company_id = _company_id()
+    timings = {**FAST, "linkExpirySeconds": 2}
+    execution_arn = _start_directly(product, {**_body(company_id), "timings": timings})
+    expired = _until(http, company_id, lambda c: c["status"] == "LINK_EXPIRED", timeout=60)
+    assert expired["lastError"]["code"] == "LinkExpired"
+    assert "not used within 2 s" in expired["lastError"]["message"]
+    assert expired["linkUrl"] is None
+    assert product.cloud.wait_for_execution(execution_arn)["status"] == "SUCCEEDED"
+    states = _states_entered(product, execution_arn)
+    assert states.count("ReconcileAuthorization") >= 2  # once per interval, not a tight loop
+    (event,) = [e for e in bus_events(company_id) if e["detail-type"] == "OnboardingFailed"]
+    assert event["detail"]["status"] == "LINK_EXPIRED"
+
+
+# --- webhooks early, twice, out of order -------------------------------------------------------
+
+
+def test_webhooks_early_twice_and_out_of_order(product, http, webhooks):
+    company_id = _company_id()
+    execution_arn = _start(http, company_id)
+    company = _waiting_for(http, company_id, "authorization")
+    _link(product, company, "authorize")
+    connected = next(
+        e
+        for e in webhooks.generated("connection.connected")
+        if e["payload"]["connection"]["id"] == company["connectionId"]
+    )
+    read = next(
+        e
+        for e in webhooks.generated("read.completed.initial")
+        if e["payload"]["dataTypes"][0]["connectionId"] == company["connectionId"]
+    )
+    # The initial read's webhook arrives first: before its wait exists (early, out of order)
+    assert webhooks.deliver(read).delivered is None  # kept for the wait it belongs to
+    # Then connection.connected, twice (Codat delivers at least once)
+    assert webhooks.deliver(connected).delivered is not None
+    assert webhooks.deliver(connected).delivered is None
+    # The kept read settles the initial-read wait the moment it is armed
+    _until(http, company_id, lambda c: c["status"] == "READY")
+    assert product.cloud.wait_for_execution(execution_arn)["status"] == "SUCCEEDED"
+    states = _states_entered(product, execution_arn)
+    assert states.count("RecordAuthorization") == 1
+    assert states.count("WaitForInitialRead") == 1
+
+
+# --- Codat failing while the company is created -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"kind": "error", "status": 500},
+        {"kind": "rate_limit", "retry_after_seconds": 1},
+        {"kind": "applied_then_error"},  # Codat creates the company, then answers 500
+    ],
+    ids=["500", "429", "ambiguous"],
+)
+def test_codat_failing_on_create_company_leaves_exactly_one_company(product, http, webhooks, fault):
+    company_id = _company_id()
+    product.emulator.faults.add_rule(route="/companies", method="POST", count=1, **fault)
+    execution_arn = _start(http, company_id)
+    ready = _authorize_and_relay(product, http, webhooks, company_id)
+    (codat_company,) = _codat_companies(product, company_id)
+    assert codat_company["id"] == ready["codatCompanyId"]
+    states = _states_entered(product, execution_arn)
+    if fault["kind"] == "rate_limit":
+        # Waited for Retry-After in a Wait state, then ran the step again
+        assert "CreateCodatCompanyHoldForRateLimit" in states
+        hold = next(
+            e
+            for e in product.cloud.history(execution_arn)
+            if e.get("stateEnteredEventDetails", {}).get("name")
+            == "CreateCodatCompanyHoldForRateLimit"
+        )
+        waited = json.loads(hold["stateEnteredEventDetails"]["input"])
+        assert waited["rateLimited"]["codat"]["retryAfterSeconds"] >= 1
+        assert waited["rateLimited"]["codat"]["status"] in (429, None)
+
+
+# --- the initial read ---------------------------------------------------------------------------
+
+
+def test_a_needed_data_type_failing_the_initial_read_fails_onboarding(
+    product, http, webhooks, bus_events
+):
+    company_id = _company_id()
+    execution_arn = _start(http, company_id)
+    company = _waiting_for(http, company_id, "authorization")
+    # Codat's initial read cannot fetch the bills (AuthError)
+    _link(product, company, "authorize", readErrors={"bills": "AuthError"})
+    webhooks.deliver_new()
+    failed = _until(http, company_id, lambda c: c["status"] == "FAILED")
+    assert failed["dataTypes"]["bills"] == "AuthError"
+    assert failed["lastError"]["code"] == "RequiredDataTypeFailed"
+    assert "bills (AuthError)" in failed["lastError"]["message"]
+    assert product.cloud.wait_for_execution(execution_arn)["status"] == "FAILED"
+    (event,) = [e for e in bus_events(company_id) if e["detail-type"] == "OnboardingFailed"]
+    assert event["detail"]["code"] == "RequiredDataTypeFailed"
+
+
+# --- after READY --------------------------------------------------------------------------------
+
+
+def _needs_relink(product: ProductCloud, company_id: str) -> None:
+    """What the webhook processor does on connection.disconnected after READY."""
+    cloud = product.cloud
+    companies = DynamoCompanyRepository(
+        cloud.client("dynamodb"), cloud.output("CompaniesTableName")
+    )
+    update_company(
+        companies,
+        company_id,
+        lambda r: r.moved_to(CompanyStatus.NEEDS_RELINK).model_copy(
+            update={"connection_status": "Deauthorized"}
+        ),
+    )
+
+
+def test_disconnect_and_relink_back_to_ready_with_the_same_codat_company(product, http, webhooks):
+    company_id = _company_id()
+    _start(http, company_id)
+    ready = _authorize_and_relay(product, http, webhooks, company_id)
+    assert http.post(f"/companies/{company_id}/relink").status_code == 409  # READY: nothing to do
+    # When the SMB disconnects the platform
+    with product.emulator.http() as emulator:
+        path = (
+            f"/_emulator/companies/{ready['codatCompanyId']}/connections/"
+            f"{ready['connectionId']}/deauthorize"
+        )
+        assert emulator.post(path).status_code == 200
+    webhooks.deliver_new()  # connection.disconnected: not a signal any wait listens to
+    _needs_relink(product, company_id)
+    # Then relink hands out a new Link, on a new connection
+    relinked = http.post(f"/companies/{company_id}/relink")
+    assert relinked.status_code == 202, relinked.text
+    pending = _waiting_for(http, company_id, "authorization")
+    assert pending["status"] == "PENDING_LINK"
+    assert pending["connectionId"] != ready["connectionId"]
+    assert pending["linkUrl"]
+    assert pending["linkUrl"] != ready["linkUrl"]
+    # An old webhook replayed now does not complete the new Link
+    old = next(
+        e
+        for e in webhooks.generated("connection.connected")
+        if e["payload"]["connection"]["id"] == ready["connectionId"]
+    )
+    assert webhooks.deliver(old).delivered is None
+    # And the same waits bring it back to READY, without a second Codat company
+    back = _authorize_and_relay(product, http, webhooks, company_id)
+    assert back["connectionId"] == pending["connectionId"]
+    assert len(_codat_companies(product, company_id)) == 1
+    execution = product.cloud.wait_for_execution(relinked.json()["executionArn"])
+    assert execution["status"] == "SUCCEEDED"
+
+
+def test_offboarding_unlinks_keeps_the_data_readable_and_is_idempotent(product, http, webhooks):
+    company_id = _company_id()
+    _start(http, company_id)
+    ready = _authorize_and_relay(product, http, webhooks, company_id)
+    answer = http.delete(f"/companies/{company_id}")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "OFFBOARDED"
+    connection = product.emulator.store.get_connection(
+        ready["codatCompanyId"], ready["connectionId"]
+    )
+    assert connection["status"] == "Unlinked"
+    again = http.delete(f"/companies/{company_id}")
+    assert again.status_code == 200
+    company = http.get(f"/companies/{company_id}").json()
+    assert company["status"] == "OFFBOARDED"
+    assert company["dataTypes"] == ready["dataTypes"]
+    assert http.post(f"/companies/{company_id}/relink").status_code == 409
+
+
+def test_offboarding_while_waiting_for_the_user_stops_the_onboarding(product, http):
+    company_id = _company_id()
+    execution_arn = _start(http, company_id)
+    _waiting_for(http, company_id, "authorization")
+    assert http.delete(f"/companies/{company_id}").status_code == 200
+    assert product.cloud.wait_for_execution(execution_arn)["status"] == "ABORTED"
+    assert http.get(f"/companies/{company_id}").json()["status"] == "OFFBOARDED"
+
+
+# --- bodies the API cannot parse ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/companies"),
+        ("POST", "/companies/smb-x/relink"),
+        ("GET", "/companies/smb-x"),
+        ("DELETE", "/companies/smb-x"),
+    ],
+)
+def test_unparseable_bodies_are_400_and_other_content_types_415_on_every_route(http, method, path):
+    deep = "[" * 100_000 + "]" * 100_000
+    as_json = http.request(method, path, content=deep, headers={"content-type": "application/json"})
+    assert as_json.status_code == 400, as_json.text
+    as_text = http.request(method, path, content=deep, headers={"content-type": "text/plain"})
+    assert as_text.status_code == 415, as_text.text
