@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks import packaging, webhook_ingress
+from benchmarks import packaging, payments, webhook_ingress
 
 
 def main() -> None:
@@ -10,6 +10,8 @@ def main() -> None:
     packaging.main()
     print("\n## Webhook ingress\n")
     webhook_ingress.main()
+    print("\n## Paying a bill\n")
+    payments.main([])
 
 
 if __name__ == "__main__":

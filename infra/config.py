@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from billpay.onboarding.models import OnboardingTimings
+from billpay.payments.models import PaymentPolicy
 
 StageName = Literal["dev", "prod"]
 
@@ -32,6 +33,9 @@ class StageConfig(BaseModel):
         link_expiry_seconds=7 * 86_400,  # a Link unused for a week: LINK_EXPIRED
         initial_read_timeout_seconds=86_400,  # big books can take Codat hours to read
     )
+    # How patient the payment workflow is: Codat's idempotency window, the reads of an UNKNOWN
+    # payment's bill, attempts (billpay.payments.models.PaymentPolicy; the defaults are Codat's).
+    payments: PaymentPolicy = PaymentPolicy()
     # Throttling on the public API stage (requests per second, burst).
     api_rate_limit: int = Field(ge=1)
     api_burst_limit: int = Field(ge=1)

@@ -19,6 +19,13 @@ LOAD_COMPANY_DATA_HANDLER = "billpay.onboarding.codat_handlers.load_company_data
 SYNC_PAYABLES_HANDLER = "billpay.bills.handlers.sync_payables"
 WEBHOOK_INGRESS_HANDLER = "billpay.webhooks.ingress.handler"
 WEBHOOK_PROCESSOR_HANDLER = "billpay.webhooks.processor.handler"
+# The payment state machine's steps (Check, Submit and Reconcile import the SDK when they run).
+TAKE_BILL_HANDLER = "billpay.payments.handlers.take_bill"
+CHECK_PAYMENT_HANDLER = "billpay.payments.handlers.check"
+SUBMIT_PAYMENT_HANDLER = "billpay.payments.handlers.submit"
+RECONCILE_PAYMENT_HANDLER = "billpay.payments.handlers.reconcile"
+FINISH_PAYMENT_HANDLER = "billpay.payments.handlers.finish"
+GIVE_UP_PAYMENT_HANDLER = "billpay.payments.handlers.give_up"
 
 # Environment variable names the functions read (validated by billpay.core.settings).
 ENV_COMPANIES_TABLE = "COMPANIES_TABLE"
@@ -33,6 +40,9 @@ ENV_STAGE = "STAGE"
 ENV_WEBHOOK_EVENTS_TABLE = "WEBHOOK_EVENTS_TABLE"
 ENV_WEBHOOK_QUEUE_URL = "WEBHOOK_QUEUE_URL"
 ENV_WEBHOOK_SECRET_ARN = "WEBHOOK_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
+ENV_PAYMENTS_TABLE = "PAYMENTS_TABLE"
+ENV_PAYMENT_STATE_MACHINE_ARN = "PAYMENT_STATE_MACHINE_ARN"
+ENV_PAYMENT_POLICY = "PAYMENT_POLICY"
 
 # CloudFormation output ids (stable: the local cloud, tests and operators read them).
 OUTPUT_API_URL = "ApiUrl"
@@ -49,6 +59,8 @@ OUTPUT_WEBHOOK_EVENTS_TABLE = "WebhookEventsTableName"
 OUTPUT_WEBHOOK_QUEUE_URL = "WebhookQueueUrl"
 OUTPUT_WEBHOOK_DLQ_URL = "WebhookDeadLetterQueueUrl"
 OUTPUT_DASHBOARD_NAME = "OperationsDashboardName"
+OUTPUT_PAYMENTS_TABLE = "PaymentsTableName"
+OUTPUT_PAYMENT_STATE_MACHINE_ARN = "PaymentStateMachineArn"
 
 # Paths of the product backend API.
 ROUTE_COMPANIES = "companies"
@@ -60,3 +72,4 @@ ROUTE_PAYMENT_ACCOUNTS = "payment-accounts"
 # Path of the public webhook API where Codat posts (POST /webhooks/codat).
 ROUTE_WEBHOOKS = "webhooks"
 ROUTE_CODAT = "codat"
+ROUTE_PAYMENTS = "payments"

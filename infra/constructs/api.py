@@ -95,6 +95,31 @@ class ProductApi(Construct):
         company.add_resource(constants.ROUTE_RELINK).add_method(
             "POST", integration, request_validator=validator, request_parameters=company_id
         )
+
+        # Payments (billpay.payments): the bill's resources may exist already (the bills routes).
+        bills = company.get_resource(constants.ROUTE_BILLS) or company.add_resource(
+            constants.ROUTE_BILLS
+        )
+        bill = bills.get_resource("{billId}") or bills.add_resource("{billId}")
+        bill_ids = {**company_id, "method.request.path.billId": True}
+        payments = bill.add_resource(constants.ROUTE_PAYMENTS)
+        payments.add_method(
+            "POST",
+            integration,
+            request_validator=validator,
+            request_parameters=bill_ids,
+            request_models={
+                "application/json": self.api.add_model(
+                    "PayBill", content_type="application/json", schema=pay_bill_schema()
+                )
+            },
+        )
+        payments.add_resource("{paymentId}").add_method(
+            "GET",
+            integration,
+            request_validator=validator,
+            request_parameters={**bill_ids, "method.request.path.paymentId": True},
+        )
         # Other constructs add their routes under a company (infra/constructs/bills.py).
         self.company = company
         self.integration = integration
@@ -180,6 +205,27 @@ def start_onboarding_schema() -> apigw.JsonSchema:
                     type=string, max_length=TAG_VALUE_MAX_LENGTH
                 ),
             ),
+        },
+    )
+
+
+def pay_bill_schema() -> apigw.JsonSchema:
+    """The body of POST .../bills/{billId}/payments at the gateway: its shape only. The function
+    applies billpay.payments.models.PaymentRequest, whose messages say what is wrong with an
+    amount, a date or an id (the gateway can only say "Invalid request body")."""
+    string, number = apigw.JsonSchemaType.STRING, apigw.JsonSchemaType.NUMBER
+    return apigw.JsonSchema(
+        schema=apigw.JsonSchemaVersion.DRAFT4,
+        type=apigw.JsonSchemaType.OBJECT,
+        required=["paymentId", "amount", "date", "accountId"],
+        additional_properties=False,
+        properties={
+            "paymentId": apigw.JsonSchema(type=string),
+            "amount": apigw.JsonSchema(type=[number, string]),
+            "date": apigw.JsonSchema(type=string),
+            "accountId": apigw.JsonSchema(type=string),
+            "reference": apigw.JsonSchema(type=string),
+            "currencyRate": apigw.JsonSchema(type=[number, string]),
         },
     )
 

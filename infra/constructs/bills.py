@@ -195,10 +195,14 @@ class PayablesRoutes(Construct):
                 method, integration, request_validator=validator, request_parameters=required
             )
 
-        bills = company.add_resource(constants.ROUTE_BILLS)
+        def resource(parent: apigw.IResource, part: str) -> apigw.IResource:
+            # The payments' routes (ProductApi) may have made the bill's resources already.
+            return parent.get_resource(part) or parent.add_resource(part)
+
+        bills = resource(company, constants.ROUTE_BILLS)
         route(bills, "GET")
         route(bills, "POST")
-        bill = bills.add_resource("{billId}")
+        bill = resource(bills, "{billId}")
         route(bill, "GET", "billId")
         route(bill, "PUT", "billId")
         route(bill.add_resource(constants.ROUTE_ATTACHMENTS), "POST", "billId")

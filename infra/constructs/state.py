@@ -7,8 +7,9 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from billpay.bills import repository as payables
+from billpay.bills import repository as payables_table
 from billpay.companies.repository import CODAT_COMPANY_INDEX
+from billpay.payments import repository as payments_table
 from billpay.webhooks.store import BY_COMPANY_INDEX, BY_DAY_INDEX
 from infra.config import StageConfig
 from infra.constructs.common import acknowledge, removal_policy
@@ -98,9 +99,11 @@ class PayablesTable(Construct):
             self,
             "Table",
             partition_key=dynamodb.Attribute(
-                name=payables.PARTITION_KEY, type=dynamodb.AttributeType.STRING
+                name=payables_table.PARTITION_KEY, type=dynamodb.AttributeType.STRING
             ),
-            sort_key=dynamodb.Attribute(name=payables.SORT_KEY, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(
+                name=payables_table.SORT_KEY, type=dynamodb.AttributeType.STRING
+            ),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
@@ -111,14 +114,40 @@ class PayablesTable(Construct):
             removal_policy=removal_policy(config),
         )
         for index, attribute in (
-            (payables.BY_DUE_DATE, "dueDate"),
-            (payables.BY_STATUS_DUE_DATE, "statusDueDate"),
+            (payables_table.BY_DUE_DATE, "dueDate"),
+            (payables_table.BY_STATUS_DUE_DATE, "statusDueDate"),
         ):
             self.table.add_local_secondary_index(
                 index_name=index,
                 sort_key=dynamodb.Attribute(name=attribute, type=dynamodb.AttributeType.STRING),
                 projection_type=dynamodb.ProjectionType.ALL,
             )
+
+
+class PaymentTable(Construct):
+    """Every payment the product made through Codat, with its history, and which payment of a bill
+    is in flight (billpay.payments.repository). The audit trail of money that moved: point-in-time
+    recovery, retained and deletion-protected where the stage retains data."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
+        super().__init__(scope, construct_id)
+        self.table = dynamodb.Table(
+            self,
+            "Table",
+            partition_key=dynamodb.Attribute(
+                name=payments_table.PARTITION_KEY, type=dynamodb.AttributeType.STRING
+            ),
+            sort_key=dynamodb.Attribute(
+                name=payments_table.SORT_KEY, type=dynamodb.AttributeType.STRING
+            ),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            deletion_protection=config.retain_data,
+            removal_policy=removal_policy(config),
+        )
 
 
 class PageTokenKey(Construct):

@@ -15,6 +15,7 @@ from infra.constructs.common import table_reference
 from infra.constructs.functions import FunctionFactory
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.onboarding import OnboardingWorkflow, codat_environment
+from infra.constructs.payments import PaymentWorkflow, grant_bill_payments
 from infra.constructs.webhooks import CodatWebhooks
 from infra.stacks.state_stack import StateStack
 
@@ -55,6 +56,18 @@ class ServiceStack(Stack):
             codat_api_key=state.secrets.api_key,
         )
 
+        payments = PaymentWorkflow(
+            self,
+            "Payments",
+            config=config,
+            functions=functions,
+            payments_table=state.payments.table,
+            payables_table=state.payables.table,
+            companies_table=table,
+            codat_api_key=state.secrets.api_key,
+            event_bus=state.event_bus.bus,
+        )
+
         api_handler = functions.function(
             "Api",
             handler=constants.API_HANDLER,
@@ -64,10 +77,16 @@ class ServiceStack(Stack):
                 constants.ENV_ONBOARDING_STATE_MACHINE_ARN: onboarding.state_machine.state_machine_arn,
                 # Offboarding unlinks the connection at Codat; the payables writes go through it.
                 **codat_environment(config, state.secrets.api_key),
-                constants.ENV_PAYABLES_TABLE: payables_table.table_name,
+                # Payments are accepted against the product's copy of the bill.
+                constants.ENV_PAYMENTS_TABLE: state.payments.table.table_name,
+                constants.ENV_PAYABLES_TABLE: state.payables.table.table_name,
+                constants.ENV_PAYMENT_STATE_MACHINE_ARN: payments.state_machine.state_machine_arn,
                 constants.ENV_PAGE_TOKEN_KEY_SECRET_ARN: state.page_token_key.secret.secret_arn,
             },
         )
+        state.payments.table.grant_read_write_data(api_handler)
+        grant_bill_payments(state.payables.table, api_handler)
+        payments.grant_start(api_handler)
         table.grant_read_write_data(api_handler)
         state.secrets.api_key.grant_read(api_handler)
         onboarding.grant_start(api_handler)
@@ -104,6 +123,9 @@ class ServiceStack(Stack):
         monitoring.watch_state_machine("Onboarding", onboarding.state_machine)
         monitoring.watch_function("SyncPayables", payables_sync.step)
         monitoring.watch_state_machine("PayablesSync", payables_sync.state_machine)
+        for name, fn in payments.functions.items():
+            monitoring.watch_function(f"Payment{name}", fn)
+        monitoring.watch_state_machine("Payments", payments.state_machine)
         monitoring.watch_api("ProductApi", api.api)
         monitoring.watch_webhooks(
             api=webhooks.api,
@@ -130,4 +152,9 @@ class ServiceStack(Stack):
         CfnOutput(self, constants.OUTPUT_WEBHOOK_QUEUE_URL, value=webhooks.queue.queue_url)
         CfnOutput(
             self, constants.OUTPUT_WEBHOOK_DLQ_URL, value=webhooks.dead_letter_queue.queue_url
+        )
+        CfnOutput(
+            self,
+            constants.OUTPUT_PAYMENT_STATE_MACHINE_ARN,
+            value=payments.state_machine.state_machine_arn,
         )

@@ -15,6 +15,7 @@ from infra.constructs.state import (
     IntegrationEventBus,
     PageTokenKey,
     PayablesTable,
+    PaymentTable,
     WebhookEventsTable,
 )
 
@@ -27,12 +28,12 @@ class StateStack(Stack):
         self.companies = CompanyTable(self, "Companies", config=config)
         self.secrets = CodatSecrets(self, "Codat", config=config)
         self.event_bus = IntegrationEventBus(self, "Events", config=config)
-        self.payables = PayablesTable(self, "Payables", config=config)
         self.page_token_key = PageTokenKey(self, "PageTokens", config=config)
         self.webhook_events = WebhookEventsTable(self, "WebhookEvents", config=config)
+        self.payables = PayablesTable(self, "Payables", config=config)
+        self.payments = PaymentTable(self, "Payments", config=config)
 
         CfnOutput(self, constants.OUTPUT_COMPANIES_TABLE, value=self.companies.table.table_name)
-        CfnOutput(self, constants.OUTPUT_PAYABLES_TABLE, value=self.payables.table.table_name)
         CfnOutput(self, constants.OUTPUT_EVENT_BUS_NAME, value=self.event_bus.bus.event_bus_name)
         CfnOutput(
             self, constants.OUTPUT_CODAT_API_KEY_SECRET_ARN, value=self.secrets.api_key.secret_arn
@@ -47,3 +48,5 @@ class StateStack(Stack):
             constants.OUTPUT_WEBHOOK_EVENTS_TABLE,
             value=self.webhook_events.table.table_name,
         )
+        CfnOutput(self, constants.OUTPUT_PAYABLES_TABLE, value=self.payables.table.table_name)
+        CfnOutput(self, constants.OUTPUT_PAYMENTS_TABLE, value=self.payments.table.table_name)

@@ -32,11 +32,11 @@ Patches (installed once, idempotently, by `install_patches`):
    moto would keep it RUNNING until the task's TimeoutSeconds (the onboarding's waits last
    hours), then report the woken task's failure as the execution's.
 10. `DynamoDBBackend.transact_write_items` backs up only the items a transaction touches: moto deep
-    copies the whole table once per action to roll back a cancelled transaction, so one
-    100-action transaction on a 20,000-item table copied two million items (minutes on this
-    machine). `moto.dynamodb.models.copy` is replaced by a module whose `deepcopy` returns a Table
-    unchanged (moto's own backup becomes a no-op) and the wrapper restores the touched items when
-    the transaction is cancelled. DynamoDB's semantics are unchanged: all or nothing.
+   copies the whole table once per action to roll back a cancelled transaction, so one
+   100-action transaction on a 20,000-item table copied two million items (minutes on this
+   machine). `moto.dynamodb.models.copy` is replaced by a module whose `deepcopy` returns a Table
+   unchanged (moto's own backup becomes a no-op) and the wrapper restores the touched items when
+   the transaction is cancelled. DynamoDB's semantics are unchanged: all or nothing.
 """
 
 from __future__ import annotations
@@ -236,7 +236,7 @@ class _ScaledSleepTime(types.ModuleType):
         time.sleep(max(seconds, 0) * _time_scale)
 
 
-# --- patch 8: StopExecution wakes a task parked on a task token --------------------------------
+# --- patch 9: StopExecution wakes a task parked on a task token --------------------------------
 
 _original_set_stop = SfnEnvironment.set_stop
 
@@ -327,9 +327,10 @@ def install_patches() -> None:
         SfnEnvironment.set_stop = _set_stop  # type: ignore[method-assign]
         SfnEnvironment.set_error = _set_error  # type: ignore[method-assign]
         retrier_decl.time = _ScaledSleepTime()  # type: ignore[attr-defined]
+        sqs_models.Queue.add_message = sqs_poller.hide_mappings_from_send  # type: ignore[method-assign]
+
         dynamodb_models.copy = _CopyExceptTables  # type: ignore[attr-defined,assignment]
         dynamodb_models.DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
-        sqs_models.Queue.add_message = sqs_poller.hide_mappings_from_send  # type: ignore[method-assign]
         _patches_installed = True
 
 

@@ -6,7 +6,7 @@ from aws_cdk.assertions import Match
 
 from infra import constants
 
-from .test_service_stack import _actions, _definition, _machine, _policy_of
+from .test_service_stack import _actions, _definition, _machine_id, _policy_of
 
 SYNC = "BillPay-dev-payables-sync"
 
@@ -55,7 +55,7 @@ def test_the_page_token_key_is_generated_never_written_in_the_template(dev):
 
 
 def test_a_sync_run_loops_steps_waits_out_codat_and_retries_a_dead_lambda(dev):
-    props = _machine(dev.service, SYNC)[1]["Properties"]
+    props = dev.service.to_json()["Resources"][_machine_id(dev.service, SYNC)]["Properties"]
     assert props["StateMachineType"] == "STANDARD"
     assert props["LoggingConfiguration"]["IncludeExecutionData"] is False
     states = _definition(dev.service, SYNC)["States"]

@@ -6,6 +6,7 @@ from aws_cdk.assertions import Match
 
 from infra import constants
 from infra.constructs.onboarding import _STEPS
+from infra.constructs.payments import _STEPS as PAYMENT_STEPS
 
 
 def _functions(template):
@@ -14,8 +15,9 @@ def _functions(template):
 
 def test_every_function_runs_python313_on_arm_with_the_layer(dev):
     functions = _functions(dev.service)
-    # the API, one per onboarding step, the webhook ingress and processor, the payables sync
-    assert len(functions) == 1 + len(_STEPS) + 2 + 1
+    # the API, one per onboarding step, one per payment step, the webhook ingress and processor,
+    # the payables sync's step
+    assert len(functions) == 1 + len(_STEPS) + len(PAYMENT_STEPS) + 2 + 1
     layers = dev.service.find_resources("AWS::Lambda::LayerVersion")
     assert len(layers) == 1
     (layer_id,) = layers
@@ -30,9 +32,10 @@ def test_every_function_runs_python313_on_arm_with_the_layer(dev):
 
 
 def test_every_handler_string_names_a_real_function():
+    steps = (*_STEPS, *PAYMENT_STEPS)
     for handler in (
         constants.API_HANDLER,
-        *(step.handler for step in _STEPS),
+        *(step.handler for step in steps),
         constants.WEBHOOK_INGRESS_HANDLER,
         constants.WEBHOOK_PROCESSOR_HANDLER,
     ):
@@ -49,7 +52,7 @@ def test_functions_log_to_their_own_group_with_retention_and_no_managed_policies
         for r in dev.service.find_resources("AWS::IAM::Role").values()
         if "lambda.amazonaws.com" in str(r["Properties"]["AssumeRolePolicyDocument"])
     ]
-    assert len(lambda_roles) == 1 + len(_STEPS) + 2 + 1  # + the payables sync
+    assert len(lambda_roles) == 1 + len(_STEPS) + len(PAYMENT_STEPS) + 2 + 1
     for role in lambda_roles:
         assert "ManagedPolicyArns" not in role["Properties"]
 
@@ -77,8 +80,16 @@ def test_api_role_starts_and_stops_only_the_onboarding_machine(dev):
     table_resources = str([s["Resource"] for s in statements if "dynamodb:PutItem" in _actions(s)])
     assert "Fn::ImportValue" in table_resources
     assert "CompaniesTable" in table_resources
-    machine_id = _machine(dev.service)[0]
-    assert by_action["states:StartExecution"]["Resource"] == {"Ref": machine_id}
+    starts = {
+        resource["Ref"]
+        for s in statements
+        if "states:StartExecution" in _actions(s)
+        for resource in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+    }
+    assert starts == {
+        _machine_id(dev.service, "BillPay-dev-onboarding"),
+        _machine_id(dev.service, "BillPay-dev-payments"),
+    }
     for action in ("states:DescribeExecution", "states:StopExecution"):
         assert "execution:BillPay-dev-onboarding:*" in str(by_action[action])
     secrets = [s["Resource"] for s in statements if "secretsmanager:GetSecretValue" in _actions(s)]
@@ -108,10 +119,22 @@ def _methods_of(template, api_prefix):
 
 def test_product_api_is_iam_authorized_validated_logged_throttled_and_behind_waf(dev):
     methods = _methods_of(dev.service, "ProductApi")
-    # The payables routes are checked in test_payables_infra.py.
+    # The bills, suppliers and payment accounts routes are checked in test_payables_infra.py.
     payables = ("bills", "suppliers", "paymentaccounts")
-    onboarding = [m for m in methods if not any(p in str(m["ResourceId"]) for p in payables)]
-    assert sorted(m["HttpMethod"] for m in onboarding) == ["DELETE", "GET", "POST", "POST"]
+    others = [
+        m
+        for m in methods
+        if "payments" in str(m["ResourceId"])
+        or not any(p in str(m["ResourceId"]) for p in payables)
+    ]
+    assert sorted(m["HttpMethod"] for m in others) == [
+        "DELETE",
+        "GET",
+        "GET",
+        "POST",
+        "POST",
+        "POST",
+    ]
     for method in methods:
         assert method["AuthorizationType"] == "AWS_IAM"
         assert "RequestValidatorId" in method
@@ -154,28 +177,24 @@ def test_product_api_is_iam_authorized_validated_logged_throttled_and_behind_waf
     )
 
 
-def _machine(template, name="BillPay-dev-onboarding"):
-    """(logical id, resource) of the state machine named so."""
-    (found,) = [
-        (logical_id, machine)
-        for logical_id, machine in template.find_resources(
-            "AWS::StepFunctions::StateMachine"
-        ).items()
-        if machine["Properties"]["StateMachineName"] == name
-    ]
-    return found
+def _machine_id(template, name: str) -> str:
+    machines = template.find_resources("AWS::StepFunctions::StateMachine")
+    (machine_id,) = [i for i, m in machines.items() if m["Properties"]["StateMachineName"] == name]
+    return machine_id
 
 
-def _definition(template, name="BillPay-dev-onboarding") -> dict:
-    machine = _machine(template, name)[1]
+def _definition(template, name: str = "BillPay-dev-onboarding") -> dict:
+    machine = template.to_json()["Resources"][_machine_id(template, name)]
     parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
     # References sit inside JSON strings (ARNs): a placeholder keeps the document valid.
     return json.loads("".join(p if isinstance(p, str) else "<ref>" for p in parts))
 
 
 def test_onboarding_is_a_standard_state_machine_with_logging_and_tracing(dev):
-    props = _machine(dev.service)[1]["Properties"]
+    machine_id = _machine_id(dev.service, "BillPay-dev-onboarding")
+    props = dev.service.to_json()["Resources"][machine_id]["Properties"]
     assert props["StateMachineType"] == "STANDARD"
+    assert props["StateMachineName"] == "BillPay-dev-onboarding"
     assert props["TracingConfiguration"] == {"Enabled": True}
     assert props["LoggingConfiguration"]["Level"] == "ALL"
     assert props["LoggingConfiguration"]["IncludeExecutionData"] is False
@@ -300,10 +319,10 @@ def test_the_wait_step_may_resume_tasks_of_this_state_machine_only(dev):
 
 def test_alarms_notify_an_encrypted_topic(dev):
     alarms = dev.service.find_resources("AWS::CloudWatch::Alarm")
-    # every function's errors, the machine's failed + timed out, the API's 5xx; for webhooks: DLQ
-    # depth and age, queue age, 4xx rate, 5xx, signatures, the secret (the webhook functions'
-    # errors are among "every function's"); the payables sync's function and machine (1 + 2)
-    assert len(alarms) == 1 + len(_STEPS) + 2 + 1 + 9 + 3
+    functions = 1 + len(_STEPS) + len(PAYMENT_STEPS) + 2 + 1  # API, steps, webhooks, sync
+    machines = 3  # onboarding, payments, payables sync: failed + timed out each
+    webhooks = 7  # DLQ depth and age, queue age, 4xx rate, 5xx, signatures, the secret
+    assert len(alarms) == functions + 2 * machines + 1 + webhooks  # + the API's 5xx
     (topic_id,) = dev.service.find_resources("AWS::SNS::Topic")
     for alarm in alarms.values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]

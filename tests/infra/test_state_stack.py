@@ -4,7 +4,9 @@ from infra import constants
 
 
 def test_companies_table_is_encrypted_with_point_in_time_recovery(dev):
-    dev.state.resource_count_is("AWS::DynamoDB::Table", 3)  # companies, webhook events, payables
+    dev.state.resource_count_is(
+        "AWS::DynamoDB::Table", 4
+    )  # companies, webhook events, payables, payments
     dev.state.has_resource_properties(
         "AWS::DynamoDB::Table",
         {

@@ -120,12 +120,12 @@ def test_install_patches_replaces_exactly_the_documented_attributes():
     )
     assert events_models.Rule.send_to_targets is moto_runtime._send_to_targets
     assert isinstance(retrier_decl.time, moto_runtime._ScaledSleepTime)
+    assert SfnEnvironment.set_stop is moto_runtime._set_stop
+    assert SfnEnvironment.set_error is moto_runtime._set_error
     assert dynamodb_models.copy is moto_runtime._CopyExceptTables
     assert (
         dynamodb_models.DynamoDBBackend.transact_write_items is moto_runtime._transact_write_items
     )
-    assert SfnEnvironment.set_stop is moto_runtime._set_stop
-    assert SfnEnvironment.set_error is moto_runtime._set_error
 
 
 def test_the_internals_the_patches_replace_have_the_shape_they_were_written_for():
@@ -150,14 +150,14 @@ def test_the_internals_the_patches_replace_have_the_shape_they_were_written_for(
     assert "self._wait_interval(env=env, wait_seconds=w_sec)" in inspect.getsource(
         wait_function.WaitFunction._eval_body
     )
+    # StopExecution wakes parked tasks through the callback pool's endpoints.
+    assert "callback_pool_manager" in inspect.getsource(SfnEnvironment.__init__)
+    assert callable(CallbackEndpoint.interrupt_all)
     # Patch 10: moto backs a transaction up through the module's `copy`, table by table, and
     # restores `self.tables[...]` from that backup (a no-op once the backup is the table itself).
     transact = inspect.getsource(moto_runtime._original_transact_write_items)
     assert "copy.deepcopy(\n                    self.tables[table_name]" in transact
     assert "self.tables[table_name] = original_table_state[table_name]" in transact
-    # StopExecution wakes parked tasks through the callback pool's endpoints.
-    assert "callback_pool_manager" in inspect.getsource(SfnEnvironment.__init__)
-    assert callable(CallbackEndpoint.interrupt_all)
     # deploy.py asks this map which resource types moto's CloudFormation can create.
     assert "AWS::Lambda::Function" in cfn_parsing.get_model_map()
 

@@ -6,6 +6,8 @@
 | POST /companies/{companyId}/relink | a new Link for a disconnected, expired or failed company (202) |
 | DELETE /companies/{companyId} | offboard: unlink at Codat, keep the data readable (200) |
 | .../bills, .../suppliers, .../payment-accounts | billpay.api.payables |
+| POST /companies/{companyId}/bills/{billId}/payments | pay the bill, exactly once (202) |
+| GET /companies/{companyId}/bills/{billId}/payments/{paymentId} | the payment's state |
 
 Every route parses its body the same way (`billpay.api.bodies`): a body the API cannot parse is a
 400, a content type other than JSON a 415. Codat is called only by DELETE and the payables writes,
@@ -29,6 +31,8 @@ from billpay.api.bodies import BadRequest, Body, UnsupportedMediaType, parse_bod
 from billpay.api.models import CompanyView
 from billpay.api.payables import PayablesApi, default_payables
 from billpay.api.payables import router as payables_routes
+from billpay.bills.models import RECORD_ID_PATTERN, CompanyNotReadyError
+from billpay.bills.repository import DynamoPayablesRepository
 from billpay.codat.errors import CodatError, CodatRateLimitedError, CodatUnavailableError
 from billpay.companies.models import COMPANY_ID_PATTERN
 from billpay.companies.ports import CompanyRepository
@@ -41,10 +45,15 @@ from billpay.onboarding import logic as onboarding
 from billpay.onboarding.models import StartOnboarding
 from billpay.onboarding.ports import Codat, WorkflowStarter
 from billpay.onboarding.workflow import StepFunctionsWorkflow
+from billpay.payments import logic as payments
+from billpay.payments.models import PAYMENT_ID_PATTERN, PaymentRequest, PaymentView
+from billpay.payments.repository import DynamoPaymentStore
 
 app = APIGatewayRestResolver()
 app.include_router(payables_routes)
 _COMPANY_ID = re.compile(COMPANY_ID_PATTERN)
+_BILL_ID = re.compile(RECORD_ID_PATTERN)
+_PAYMENT_ID = re.compile(PAYMENT_ID_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,7 @@ class ApiDependencies:
     codat: Callable[[], Codat]
     # The bills, suppliers and payment accounts routes (billpay.api.payables).
     payables: PayablesApi | None = None
+    payments: payments.Intake | None = None
 
 
 def _codat() -> Codat:
@@ -74,6 +84,21 @@ def default_dependencies() -> ApiDependencies:
         onboarding=StepFunctionsWorkflow(aws.stepfunctions(), config.onboarding_state_machine_arn),
         codat=_codat,
         payables=default_payables(companies),
+        payments=_payments(companies),
+    )
+
+
+def _payments(companies: CompanyRepository) -> payments.Intake | None:
+    config = settings()
+    if not (config.payments_table and config.payables_table and config.payment_state_machine_arn):
+        return None
+    payables = DynamoPayablesRepository(aws.dynamodb(), config.payables_table)
+    return payments.Intake(
+        payments=DynamoPaymentStore(aws.dynamodb(), config.payments_table),
+        companies=companies,
+        payables=payables,
+        bill_payments=payables,
+        workflows=StepFunctionsWorkflow(aws.stepfunctions(), config.payment_state_machine_arn),
     )
 
 
@@ -129,6 +154,45 @@ def offboard(company_id: str) -> Response[Any]:
     return _json(HTTPStatus.OK, CompanyView.of(record).model_dump(mode="json", by_alias=True))
 
 
+@app.post("/companies/<company_id>/bills/<bill_id>/payments")
+def pay_bill(company_id: str, bill_id: str) -> Response[Any]:
+    request = _body(PaymentRequest)
+    assert request is not None
+    record = payments.accept_payment(
+        _company_id(company_id), _id(bill_id, _BILL_ID, "billId"), request, _payments_intake()
+    )
+    logger.info(
+        "payment accepted",
+        extra={"company_id": company_id, "payment_id": record.payment_id, "status": record.status},
+    )
+    return _json(HTTPStatus.ACCEPTED, PaymentView.of(record).to_json())
+
+
+@app.get("/companies/<company_id>/bills/<bill_id>/payments/<payment_id>")
+def get_payment(company_id: str, bill_id: str, payment_id: str) -> Response[Any]:
+    _body(None)
+    record = payments.get_payment(
+        _company_id(company_id),
+        _id(bill_id, _BILL_ID, "billId"),
+        _id(payment_id, _PAYMENT_ID, "paymentId"),
+        _payments_intake().payments,
+    )
+    return _json(HTTPStatus.OK, PaymentView.of(record).to_json())
+
+
+def _payments_intake() -> payments.Intake:
+    intake = _deps().payments
+    if intake is None:
+        raise RuntimeError("payments are not configured for the API function")
+    return intake
+
+
+def _id(value: str, pattern: re.Pattern[str], name: str) -> str:
+    if not pattern.fullmatch(value):
+        raise BadRequest(f"{name} is not a valid id")
+    return value
+
+
 @app.exception_handler(ValidationError)
 def _invalid(error: ValidationError) -> Response[Any]:
     details = [
@@ -142,9 +206,11 @@ def _domain(error: BillPayError) -> Response[Any]:
     status = {
         NotFoundError: HTTPStatus.NOT_FOUND,
         ConflictError: HTTPStatus.CONFLICT,
+        CompanyNotReadyError: HTTPStatus.CONFLICT,
         UnsupportedMediaType: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
     }.get(type(error), error.http_status)
-    return _error(status, error.code, str(error))
+    # Errors that name several fields (a payment the bill does not allow) list them.
+    return _error(status, error.code, str(error), getattr(error, "details", None))
 
 
 @app.exception_handler(CodatError)

@@ -269,6 +269,41 @@ class DynamoPayablesRepository:
             return
         raise RuntimeError(f"the payment accounts of {company_id!r} kept changing")
 
+    # -- the payments capability's write --------------------------------------------------------
+
+    def record_payment(self, company_id: str, bill_id: str, payment: ProductPayment) -> None:
+        """List `payment` on the bill (`payments#<billId>`), replacing the entry with its id.
+
+        Conditional on the list it read, so two payments of one bill listed at the same moment
+        (one accepted while the other moves on) both stay.
+        """
+        key = _key(company_id, PAYMENTS_PREFIX + bill_id)
+        entry = _attributes(payment.model_dump(by_alias=True))
+        for _ in range(_CONFLICT_RETRIES):
+            item = self._get(company_id, PAYMENTS_PREFIX + bill_id)
+            listed = [] if item is None else list(item.get("payments", []))
+            version = 0 if item is None else int(item.get("version", 0))
+            ids = [p.get("paymentId") for p in listed]
+            if payment.payment_id in ids:  # in place: the list stays in the order of acceptance
+                listed[ids.index(payment.payment_id)] = entry
+            else:
+                listed.append(entry)
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item={
+                        **key,
+                        **to_dynamo({"payments": listed, "version": version + 1}),
+                    },
+                    ConditionExpression="attribute_not_exists(#v) OR #v = :v",
+                    ExpressionAttributeNames={"#v": "version"},
+                    ExpressionAttributeValues={":v": {"N": str(version)}},
+                )
+            except self._client.exceptions.ConditionalCheckFailedException:
+                continue
+            return
+        raise RuntimeError(f"the payments of bill {bill_id!r} kept changing; not recorded")
+
     # -- the ledger of the product's writes -----------------------------------------------------
 
     def begin_request(self, company_id: str, request: WriteRequest) -> WriteRequest | None:

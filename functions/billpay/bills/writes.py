@@ -45,6 +45,7 @@ from billpay.bills.models import (
 )
 from billpay.bills.ports import PayablesReader, PayablesStore
 from billpay.codat.errors import CodatNotFoundError, CodatRejectedError
+from billpay.codat.keys import idempotency_key
 from billpay.companies.ports import CompanyRepository
 from billpay.core.errors import BillPayError, ConflictError, NotFoundError
 
@@ -336,8 +337,6 @@ def _once(
 ) -> WriteOutcome:
     """Apply `write` once for this request id: `write(key, retry)` gets the Idempotency-Key and
     whether an earlier attempt may have reached Codat."""
-    from billpay.codat.client import idempotency_key  # the SDK loads only when writing
-
     company_id = connection.company_id
     entry = WriteRequest(
         request_id=request.request_id,

@@ -25,9 +25,9 @@ import base64
 import json
 import math
 import threading
-import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -68,6 +68,7 @@ from billpay.codat.errors import (
     CodatUnavailableError,
     CodatUnexpectedResponseError,
 )
+from billpay.codat.keys import idempotency_key as idempotency_key
 from billpay.codat.models import CodatCompany, CodatConnection, CompanyData, Listed
 from billpay.codat.throttle import DynamoThrottleStore, Throttle, ThrottleStore
 from billpay.core import aws
@@ -89,12 +90,6 @@ READ_TIMEOUT_SECONDS = 10.0
 API_KEY_TTL = timedelta(minutes=5)
 # A 429 without a usable Retry-After still holds every caller back this long.
 DEFAULT_RETRY_AFTER_SECONDS = 60
-_IDEMPOTENCY_NAMESPACE = uuid.UUID("5c6f7a52-31e4-4d8c-9a54-8c2f3b1f5e0d")
-
-
-def idempotency_key(intent_id: str) -> str:
-    """The Idempotency-Key for one intent (a GUID, as Codat wants): the same on every retry."""
-    return str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, intent_id))
 
 
 def _utcnow() -> datetime:
@@ -253,6 +248,8 @@ class CodatClient:
             "company_id": company_id,
             "connection_id": connection_id,
             "continuation_token": continuation,
+            # Archived accounts too: paying from one is then refused for what it is.
+            "status_query": "status=Active||status=Archived",
         }
         options = self._call(
             "GET",
@@ -373,6 +370,43 @@ class CodatClient:
             "POST", "create bank account", lambda: self._sdk.bank_accounts.create(request=request)
         )
         return _account(created)
+
+    def create_bill_payment(
+        self,
+        company_id: str,
+        connection_id: str,
+        bill_id: str,
+        *,
+        amount: Decimal,
+        day: date,
+        account_id: str,
+        reference: str | None,
+        currency_rate: Decimal | None,
+        key: str,
+    ) -> str | None:
+        """Pay the bill; returns Codat's id for the payment. The same `key` and body go on every
+        try of one payment attempt (billpay.payments)."""
+        prototype: dict[str, Any] = {
+            "amount": amount,
+            "date": f"{day.isoformat()}T00:00:00Z",
+            "account_ref": {"id": account_id},
+        }
+        if reference is not None:
+            prototype["reference"] = reference
+        if currency_rate is not None:
+            prototype["currency_rate"] = currency_rate
+        request = {
+            "company_id": company_id,
+            "connection_id": connection_id,
+            "bill_id": bill_id,
+            "idempotency_key": key,
+            "bill_payment_prototype": prototype,
+        }
+        created = self._call(
+            "POST", "create bill payment", lambda: self._sdk.bill_payments.create(request=request)
+        )
+        payment_id: str | None = created.id
+        return payment_id
 
     # --- every call ------------------------------------------------------------------------
 

@@ -31,6 +31,11 @@ class Settings(BaseModel):
     # Functions that publish domain events (billpay.events.publisher).
     event_bus_name: str | None = Field(default=None, alias="EVENT_BUS_NAME")
     webhook_events_table: str | None = Field(default=None, alias="WEBHOOK_EVENTS_TABLE")
+    # Payments (billpay.payments): their table, their workflow, and how patient it is (JSON of
+    # billpay.payments.models.PaymentPolicy, from the stage config).
+    payments_table: str | None = Field(default=None, alias="PAYMENTS_TABLE")
+    payment_state_machine_arn: str | None = Field(default=None, alias="PAYMENT_STATE_MACHINE_ARN")
+    payment_policy: str | None = Field(default=None, alias="PAYMENT_POLICY")
 
 
 @cache

@@ -101,3 +101,38 @@ class BillPaymentWriteSucceeded(WriteOutcome):
 
 class BillPaymentWriteFailed(WriteOutcome):
     DETAIL_TYPE: ClassVar[str] = "BillPaymentWriteFailed"
+
+
+# --- published by the payment workflow (billpay.payments) ---------------------------------------
+
+
+class _PaymentOutcome(DomainEvent):
+    """A payment made through the product reached its end. `eventId` is derived from the payment
+    and its final status, so a retried step publishes the same id."""
+
+    payment_id: str = Field(alias="paymentId")
+    bill_id: str = Field(alias="billId")
+    # Decimal strings in the bill's currency ("12.50"): never floats.
+    amount: str
+    currency: str
+    # Attempts made (one Idempotency-Key each).
+    attempts: int
+
+
+class BillPaid(_PaymentOutcome):
+    """The payment is on the bill in the accounting platform (Codat created it, or the bill's
+    amount due shows it)."""
+
+    DETAIL_TYPE: ClassVar[str] = "BillPaid"
+
+    codat_payment_id: str | None = Field(default=None, alias="codatPaymentId")
+
+
+class PaymentFailed(_PaymentOutcome):
+    """Nothing was paid: REJECTED (the checks or Codat refused it) or FAILED (no attempt landed)."""
+
+    DETAIL_TYPE: ClassVar[str] = "PaymentFailed"
+
+    status: str
+    reason: str
+    correlation_id: str | None = Field(default=None, alias="correlationId")

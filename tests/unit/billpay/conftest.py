@@ -8,7 +8,7 @@ def payables_table(aws):
     """The payables table as the state stack defines it (infra/constructs/state.py).
 
     With the local cloud's moto patches: moto copies a whole table per transaction action
-    otherwise (localcloud/moto_runtime.py, patch 8).
+    otherwise (localcloud/moto_runtime.py, patch 10).
     """
     from billpay.bills import repository
     from localcloud import moto_runtime

@@ -1,0 +1,124 @@
+"""The payment state machine's steps (infra/constructs/payments.py). Thin: parse which payment,
+run one step of billpay.payments.logic, answer what the state machine does next.
+
+An exception fails the task: the state machine retries it, and the step, reading the record first,
+carries on from what the failed try recorded. Codat's SDK is imported only by the steps that call
+Codat (Check, Submit, Reconcile), when they first do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from billpay.bills.repository import DynamoPayablesRepository
+from billpay.companies.repository import DynamoCompanyRepository
+from billpay.core import aws
+from billpay.core.observability import logger
+from billpay.core.settings import settings
+from billpay.events.publisher import EventBridgePublisher
+from billpay.payments import logic
+from billpay.payments.logic import PaymentRef, Step, Workflow
+from billpay.payments.models import PaymentPolicy
+from billpay.payments.ports import CodatPayables
+from billpay.payments.repository import DynamoPaymentStore
+
+
+def _codat() -> CodatPayables:
+    # Imported here, not at the top: the SDK costs 0.5-0.8 s of cold start.
+    from billpay.codat.client import codat_client
+    from billpay.payments.codat import CodatPayablesAdapter
+
+    return CodatPayablesAdapter(codat_client())
+
+
+def default_workflow() -> Workflow:
+    config = settings()
+    return Workflow(
+        payments=DynamoPaymentStore(
+            aws.dynamodb(), required(config.payments_table, "PAYMENTS_TABLE")
+        ),
+        companies=DynamoCompanyRepository(aws.dynamodb(), config.companies_table),
+        codat=_codat,
+        bill_payments=DynamoPayablesRepository(
+            aws.dynamodb(), required(config.payables_table, "PAYABLES_TABLE")
+        ),
+        events=EventBridgePublisher(
+            aws.eventbridge(), required(config.event_bus_name, "EVENT_BUS_NAME")
+        ),
+        policy=PaymentPolicy.model_validate_json(required(config.payment_policy, "PAYMENT_POLICY")),
+    )
+
+
+def required(value: str | None, variable: str) -> str:
+    if not value:
+        raise RuntimeError(
+            f"{variable} is not set for this function (infra/constructs/payments.py)"
+        )
+    return value
+
+
+def _answer(name: str, ref: PaymentRef, step: Step) -> dict[str, Any]:
+    logger.info(
+        f"payment step {name}",
+        extra={
+            "company_id": ref.company_id,
+            "payment_id": ref.payment_id,
+            "status": step.status.value,
+            "next": step.next.value,
+            "wait_seconds": step.wait_seconds,
+        },
+    )
+    return step.to_json()
+
+
+@logger.inject_lambda_context(clear_state=True)
+def take_bill(
+    event: dict[str, Any], context: LambdaContext, flow: Workflow | None = None
+) -> dict[str, Any]:
+    ref = PaymentRef.model_validate(event)
+    return _answer("TakeBill", ref, logic.take_bill(ref, flow or default_workflow()))
+
+
+@logger.inject_lambda_context(clear_state=True)
+def check(
+    event: dict[str, Any], context: LambdaContext, flow: Workflow | None = None
+) -> dict[str, Any]:
+    ref = PaymentRef.model_validate(event)
+    return _answer("Check", ref, logic.check(ref, flow or default_workflow()))
+
+
+@logger.inject_lambda_context(clear_state=True)
+def submit(
+    event: dict[str, Any], context: LambdaContext, flow: Workflow | None = None
+) -> dict[str, Any]:
+    ref = PaymentRef.model_validate(event)
+    return _answer("Submit", ref, logic.submit(ref, flow or default_workflow()))
+
+
+@logger.inject_lambda_context(clear_state=True)
+def reconcile(
+    event: dict[str, Any], context: LambdaContext, flow: Workflow | None = None
+) -> dict[str, Any]:
+    ref = PaymentRef.model_validate(event)
+    return _answer("Reconcile", ref, logic.reconcile(ref, flow or default_workflow()))
+
+
+@logger.inject_lambda_context(clear_state=True)
+def finish(
+    event: dict[str, Any], context: LambdaContext, flow: Workflow | None = None
+) -> dict[str, Any]:
+    ref = PaymentRef.model_validate(event)
+    return _answer("Finish", ref, logic.finish(ref, flow or default_workflow()))
+
+
+@logger.inject_lambda_context(clear_state=True)
+def give_up(
+    event: dict[str, Any], context: LambdaContext, flow: Workflow | None = None
+) -> dict[str, Any]:
+    ref = PaymentRef.model_validate(event)
+    error = event.get("error") or {}
+    step = logic.give_up(ref, error, flow or default_workflow())
+    logger.error("payment workflow stopped", extra={"error": error.get("Error")})
+    return _answer("GiveUp", ref, step)
