@@ -17,6 +17,7 @@ RECONCILE_HANDLER = "billpay.onboarding.codat_handlers.reconcile"
 LOAD_COMPANY_DATA_HANDLER = "billpay.onboarding.codat_handlers.load_company_data"
 # The payables sync's one step (imports the SDK: it calls Codat).
 SYNC_PAYABLES_HANDLER = "billpay.bills.handlers.sync_payables"
+REQUEST_PAYABLES_SYNC_HANDLER = "billpay.bills.handlers.request_sync"
 WEBHOOK_INGRESS_HANDLER = "billpay.webhooks.ingress.handler"
 WEBHOOK_PROCESSOR_HANDLER = "billpay.webhooks.processor.handler"
 # The payment state machine's steps (Check, Submit and Reconcile import the SDK when they run).

@@ -8,8 +8,8 @@ The sync, one execution per run (execution name = run id: billpay.bills.sync.syn
                          otherwise       -> SyncStep
 
 SyncStep is one Lambda invocation reading pages until its time is nearly up; the cursor it returns
-is the next step's input. Codat unavailable, or the Lambda dying (timeout, crash), is retried with
-back-off from the same cursor: the run resumes at the last page it stored. `SyncPayablesLoop` is
+is the next step's input. A transient failure (Codat unavailable, DynamoDB failing, the Lambda
+dying) is retried with back-off from the same cursor: the run resumes at the last page it stored. `SyncPayablesLoop` is
 the same loop as a fragment, for another state machine to embed (onboarding's initial load).
 """
 
@@ -18,6 +18,8 @@ from __future__ import annotations
 from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -25,8 +27,10 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from billpay.bills.repository import BY_DUE_DATE, BY_STATUS_DUE_DATE
+from billpay.bills.handlers import SYNC_CAUSES
+from billpay.bills.repository import BY_DUE_DATE, BY_STATUS_DUE_DATE, WritesKeptConflictingError
 from billpay.codat.errors import CodatUnavailableError
+from billpay.events.models import SOURCE as EVENT_SOURCE
 from infra import constants
 from infra.config import StageConfig
 from infra.constructs.common import acknowledge, log_group, nag_name
@@ -34,8 +38,20 @@ from infra.constructs.functions import FunctionFactory
 
 # A step reads for up to this long (minus billpay.bills.handlers.RESERVE_MS) before handing over.
 SYNC_STEP_TIMEOUT_SECONDS = 180
-# A Lambda that died: timed out, crashed, or was throttled. The step runs again from its input.
-_LAMBDA_DIED = ["Sandbox.Timedout", "States.Timeout", "Lambda.Unknown", "Lambda.ServiceException"]
+# What a step may fail with and succeed with later, from the same cursor: the Lambda died (timed
+# out, crashed, throttled), DynamoDB failed or throttled beyond botocore's own retries, or other
+# writers kept cancelling a page's transaction.
+_TRANSIENT = [
+    "Sandbox.Timedout",
+    "States.Timeout",
+    "Lambda.Unknown",
+    "Lambda.ServiceException",
+    "InternalServerError",
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    WritesKeptConflictingError.__name__,
+]
 
 
 class SyncPayablesLoop(sfn.StateMachineFragment):
@@ -50,13 +66,12 @@ class SyncPayablesLoop(sfn.StateMachineFragment):
             self,
             "SyncStep",
             lambda_function=step,
-            payload=sfn.TaskInput.from_json_path_at("$"),
             payload_response_only=True,
             retry_on_service_exceptions=True,
             task_timeout=sfn.Timeout.duration(Duration.seconds(SYNC_STEP_TIMEOUT_SECONDS + 10)),
         )
         sync_step.add_retry(
-            errors=[CodatUnavailableError.__name__, *_LAMBDA_DIED],
+            errors=[CodatUnavailableError.__name__, *_TRANSIENT],
             interval=Duration.seconds(5),
             backoff_rate=2,
             max_attempts=6,
@@ -98,6 +113,7 @@ class PayablesSync(Construct):
         payables: dynamodb.ITable,
         codat_environment: dict[str, str],
         codat_api_key: secretsmanager.ISecret,
+        event_bus: events.IEventBus,
     ) -> None:
         super().__init__(scope, construct_id)
         self.name = f"{config.prefix}-payables-sync"
@@ -144,8 +160,31 @@ class PayablesSync(Construct):
             "LambdaInvoke may call the function's versions and aliases; still this one function.",
         )
 
+        # A run for every read of the books and every late bill write outcome: the webhook
+        # processor publishes them on the integration bus (billpay.webhooks.logic).
+        self.requester = functions.function(
+            "RequestPayablesSync",
+            handler=constants.REQUEST_PAYABLES_SYNC_HANDLER,
+            description="Payables sync: start a run when Codat read the books or wrote a bill",
+            environment={
+                constants.ENV_COMPANIES_TABLE: companies.table_name,
+                constants.ENV_PAYABLES_SYNC_STATE_MACHINE_ARN: self.state_machine.state_machine_arn,
+            },
+        )
+        self.grant_start(self.requester)
+        events.Rule(
+            self,
+            "OnBooksChanged",
+            event_bus=event_bus,
+            description="Codat read the books, or a bill write reached the platform",
+            event_pattern=events.EventPattern(
+                source=[EVENT_SOURCE], detail_type=sorted(SYNC_CAUSES)
+            ),
+            targets=[targets.LambdaFunction(self.requester, retry_attempts=8)],
+        )
+
     def grant_start(self, grantee: iam.IGrantable) -> None:
-        """Start runs (the webhook processor on read.completed; operators for a full run)."""
+        """Start runs (the requester above; operators for a full run)."""
         self.state_machine.grant_start_execution(grantee)
 
 

@@ -54,6 +54,7 @@ class ServiceStack(Stack):
             payables=payables_table,
             codat_environment=codat_environment(config, state.secrets.api_key),
             codat_api_key=state.secrets.api_key,
+            event_bus=state.event_bus.bus,
         )
 
         payments = PaymentWorkflow(
@@ -122,6 +123,7 @@ class ServiceStack(Stack):
             monitoring.watch_function(name, fn)
         monitoring.watch_state_machine("Onboarding", onboarding.state_machine)
         monitoring.watch_function("SyncPayables", payables_sync.step)
+        monitoring.watch_function("RequestPayablesSync", payables_sync.requester)
         monitoring.watch_state_machine("PayablesSync", payables_sync.state_machine)
         for name, fn in payments.functions.items():
             monitoring.watch_function(f"Payment{name}", fn)

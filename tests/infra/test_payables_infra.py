@@ -134,3 +134,20 @@ def test_the_payables_routes_are_on_the_api_behind_iam(dev):
         assert method["Properties"]["AuthorizationType"] == "AWS_IAM"
     params = [m["Properties"].get("RequestParameters", {}) for m in methods.values()]
     assert {"method.request.path.companyId": True, "method.request.path.billId": True} in params
+
+
+def test_a_run_starts_on_every_read_of_the_books_and_late_bill_write(dev):
+    dev.service.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventPattern": {
+                "source": ["billpay"],
+                "detail-type": ["BillWriteFailed", "BillWriteSucceeded", "CompanyDataRead"],
+            },
+            "Targets": [Match.object_like({"RetryPolicy": {"MaximumRetryAttempts": 8}})],
+        },
+    )
+    statements = _policy_of(dev.service, "FunctionsRequestPayablesSyncRole")
+    starts = [s for s in statements if "states:StartExecution" in _actions(s)]
+    assert starts
+    assert "PayablesSync" in json.dumps(starts)

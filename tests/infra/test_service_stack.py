@@ -16,8 +16,8 @@ def _functions(template):
 def test_every_function_runs_python313_on_arm_with_the_layer(dev):
     functions = _functions(dev.service)
     # the API, one per onboarding step, one per payment step, the webhook ingress and processor,
-    # the payables sync's step
-    assert len(functions) == 1 + len(_STEPS) + len(PAYMENT_STEPS) + 2 + 1
+    # the payables sync's step and the function that starts its runs
+    assert len(functions) == 1 + len(_STEPS) + len(PAYMENT_STEPS) + 2 + 2
     layers = dev.service.find_resources("AWS::Lambda::LayerVersion")
     assert len(layers) == 1
     (layer_id,) = layers
@@ -52,7 +52,7 @@ def test_functions_log_to_their_own_group_with_retention_and_no_managed_policies
         for r in dev.service.find_resources("AWS::IAM::Role").values()
         if "lambda.amazonaws.com" in str(r["Properties"]["AssumeRolePolicyDocument"])
     ]
-    assert len(lambda_roles) == 1 + len(_STEPS) + len(PAYMENT_STEPS) + 2 + 1
+    assert len(lambda_roles) == 1 + len(_STEPS) + len(PAYMENT_STEPS) + 2 + 2
     for role in lambda_roles:
         assert "ManagedPolicyArns" not in role["Properties"]
 
@@ -319,7 +319,7 @@ def test_the_wait_step_may_resume_tasks_of_this_state_machine_only(dev):
 
 def test_alarms_notify_an_encrypted_topic(dev):
     alarms = dev.service.find_resources("AWS::CloudWatch::Alarm")
-    functions = 1 + len(_STEPS) + len(PAYMENT_STEPS) + 2 + 1  # API, steps, webhooks, sync
+    functions = 1 + len(_STEPS) + len(PAYMENT_STEPS) + 2 + 2  # API, steps, webhooks, sync
     machines = 3  # onboarding, payments, payables sync: failed + timed out each
     webhooks = 7  # DLQ depth and age, queue age, 4xx rate, 5xx, signatures, the secret
     assert len(alarms) == functions + 2 * machines + 1 + webhooks  # + the API's 5xx

@@ -33,8 +33,6 @@ class SyncDependencies:
     companies: CompanyRepository
     source: PayablesSource
     store: PayablesStore
-    # Pages per step at most (None: as many as the time allows).
-    pages_per_step: int | None = None
 
 
 def default_dependencies() -> SyncDependencies:
@@ -47,7 +45,6 @@ def default_dependencies() -> SyncDependencies:
         companies=DynamoCompanyRepository(aws.dynamodb(), config.companies_table),
         source=codat_client(),
         store=DynamoPayablesRepository(aws.dynamodb(), config.payables_table),
-        pages_per_step=config.sync_pages_per_step,
     )
 
 
@@ -78,7 +75,7 @@ def sync_payables(
         request = sync.SyncRequest.model_validate(event)
         cursor = sync.plan_sync(request, deps.companies, deps.store, now)
     logger.append_keys(company_id=cursor.company_id, run_id=cursor.run_id)
-    budget = LambdaBudget(context, deps.pages_per_step)
+    budget = LambdaBudget(context, cursor.pages_per_step)
     cursor = sync.sync_step(
         cursor, deps.companies, deps.source, deps.store, budget, lambda: datetime.now(UTC)
     )
@@ -92,3 +89,45 @@ def sync_payables(
         },
     )
     return cursor.to_state()
+
+
+# Domain events (billpay.events.models, published by the webhook processor) that mean Codat's
+# copy of the books may have changed: a read completed, or a bill write reached the platform
+# (or failed there) after its synchronous answer.
+SYNC_CAUSES = frozenset({"CompanyDataRead", "BillWriteSucceeded", "BillWriteFailed"})
+# The data types a read must include for the payables to have changed.
+PAYABLE_DATA_TYPES = frozenset({"bills", "suppliers", "bankAccounts"})
+
+
+@logger.inject_lambda_context(clear_state=True)
+def request_sync(
+    event: dict[str, Any], context: LambdaContext, starter: sync.SyncStarter | None = None
+) -> dict[str, Any]:
+    """EventBridge target: start a run for the event's company, once per event (its `eventId`
+    names the run, so a redelivered event starts nothing new)."""
+    detail_type = event.get("detail-type")
+    detail = event.get("detail") or {}
+    if detail_type not in SYNC_CAUSES:
+        return {"started": False, "reason": f"not a sync cause: {detail_type}"}
+    if detail_type == "CompanyDataRead":
+        read = {d.get("dataType") for d in detail.get("dataTypes", [])}
+        if not read & PAYABLE_DATA_TYPES:
+            return {"started": False, "reason": "the read touched no payables"}
+    modified_from = detail.get("modifiedFrom")
+    request = sync.request_sync(
+        detail["companyId"],
+        f"{detail_type}:{detail['eventId']}",
+        starter or _starter(),
+        modified_from=datetime.fromisoformat(modified_from) if modified_from else None,
+    )
+    logger.info("payables sync requested", extra={"run_id": request.run_id, "cause": detail_type})
+    return {"started": True, "runId": request.run_id}
+
+
+def _starter() -> sync.SyncStarter:
+    from billpay.bills.workflow import StepFunctionsSyncStarter
+
+    arn = settings().payables_sync_state_machine_arn
+    if not arn:
+        raise RuntimeError("PAYABLES_SYNC_STATE_MACHINE_ARN is not set for this function")
+    return StepFunctionsSyncStarter(aws.stepfunctions(), arn)

@@ -10,6 +10,7 @@ One item collection per company (partition key `companyId`), sort key `recordKey
     supplier#<supplierId>  a supplier
     accounts               the payment accounts, one item holding the whole (short) list
     sync#<dataType>        the sync's watermark for bills or suppliers
+    run#<runId>            where a sync run is (its cursor, saved after each page); TTL'd
     request#<requestId>    the ledger of the product's writes through Codat (see billpay.bills.writes),
                            deleted by DynamoDB's TTL (`expiresAt`) after REQUEST_RETENTION
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -54,6 +56,9 @@ BILL_PREFIX = "bill#"
 SUPPLIER_PREFIX = "supplier#"
 PAYMENTS_PREFIX = "payments#"
 REQUEST_PREFIX = "request#"
+RUN_PREFIX = "run#"
+# A run's saved cursor outlives the longest run (the state machine's timeout) by far.
+RUN_RETENTION = timedelta(days=7)
 # How long a request id is remembered: a retry after that is a new request.
 REQUEST_RETENTION = timedelta(days=30)
 ACCOUNTS_KEY = "accounts"
@@ -65,6 +70,10 @@ _CONFLICT_RETRIES = 5
 _RETRYABLE_CANCELLATIONS = frozenset({"None", "TransactionConflict", "ThrottlingError"})
 
 R = TypeVar("R", bound=SyncedRecord)
+
+
+class WritesKeptConflictingError(Exception):
+    """Other writers kept cancelling this page's transaction: the sync step is retried."""
 
 
 def record_key(record: SyncedRecord) -> str:
@@ -170,7 +179,9 @@ class DynamoPayablesRepository:
                 time.sleep(0.02 * (attempt + 1))
                 continue
             return len(pending), calls
-        raise RuntimeError(f"{len(pending)} records kept conflicting; the step will be retried")
+        raise WritesKeptConflictingError(
+            f"{len(pending)} records kept conflicting with other writers; the step is retried"
+        )
 
     def _conditional_put(
         self, company_id: str, key: str, record: SyncedRecord
@@ -349,6 +360,24 @@ class DynamoPayablesRepository:
                 ":outcome": to_attribute(_attributes(outcome)),
             },
         )
+
+    # -- where each sync run is -----------------------------------------------------------------
+
+    def save_cursor(self, company_id: str, run_id: str, cursor: dict[str, Any]) -> None:
+        item = {
+            PARTITION_KEY: company_id,
+            SORT_KEY: RUN_PREFIX + run_id,
+            "cursor": json.dumps(cursor),
+            "expiresAt": int((datetime.now(UTC) + RUN_RETENTION).timestamp()),
+        }
+        self._client.put_item(TableName=self._table, Item=to_dynamo(item))
+
+    def saved_cursor(self, company_id: str, run_id: str) -> dict[str, Any] | None:
+        item = self._get(company_id, RUN_PREFIX + run_id)
+        if item is None:
+            return None
+        cursor: dict[str, Any] = json.loads(item["cursor"])
+        return cursor
 
     # -- the product's reads --------------------------------------------------------------------
 

@@ -23,11 +23,10 @@ class Settings(BaseModel):
     payables_table: str | None = Field(default=None, alias="PAYABLES_TABLE")
     # The key that signs the product API's page tokens (billpay.bills.page_token).
     page_token_key_secret_arn: str | None = Field(default=None, alias="PAGE_TOKEN_KEY_SECRET_ARN")
-    # The payables sync: its state machine (to start runs), and a cap on pages per step.
+    # The payables sync's state machine (to start runs).
     payables_sync_state_machine_arn: str | None = Field(
         default=None, alias="PAYABLES_SYNC_STATE_MACHINE_ARN"
     )
-    sync_pages_per_step: int | None = Field(default=None, alias="SYNC_PAGES_PER_STEP", ge=1)
     # Functions that publish domain events (billpay.events.publisher).
     event_bus_name: str | None = Field(default=None, alias="EVENT_BUS_NAME")
     webhook_events_table: str | None = Field(default=None, alias="WEBHOOK_EVENTS_TABLE")
