@@ -7,6 +7,7 @@ One product per module (the deploy costs seconds); each test makes its own SMB.
 
 from __future__ import annotations
 
+import base64
 import math
 from decimal import Decimal
 
@@ -153,3 +154,174 @@ def test_a_step_that_fails_resumes_from_the_last_page_it_stored(product_with_cod
     assert len(failed) == 1
     assert "WritesKeptConflictingError" in str(failed[0])
     assert smb.codat_calls() - calls == done["stats"]["pages"] + 1
+
+
+def test_the_products_listings_are_queries_never_scans(product_with_codat, monkeypatch):
+    from moto.dynamodb.models import DynamoDBBackend
+
+    smb = linked_smb(product_with_codat, bills=300)
+    smb.sync("initial")
+    codat = smb.codat_bills()
+    calls: list[tuple[str, str | None]] = []
+    scan, query = DynamoDBBackend.scan, DynamoDBBackend.query
+
+    def recording_scan(self, table_name, *args, **kwargs):
+        calls.append(("Scan", table_name))  # any table
+        return scan(self, table_name, *args, **kwargs)
+
+    payables_table = product_with_codat.cloud.output("PayablesTableName")
+
+    def recording_query(self, table_name, *args, **kwargs):
+        if table_name == payables_table:  # (the webhook processor queries the companies' index)
+            calls.append(("Query", kwargs.get("index_name")))
+        return query(self, table_name, *args, **kwargs)
+
+    monkeypatch.setattr(DynamoDBBackend, "scan", recording_scan)
+    monkeypatch.setattr(DynamoDBBackend, "query", recording_query)
+
+    def listing(**params) -> list[dict]:
+        found, token = [], None
+        with smb.api() as api:
+            while True:
+                query_params = {**params, "limit": "40", **({"pageToken": token} if token else {})}
+                answer = api.get(f"/companies/{smb.company_id}/bills", params=query_params)
+                assert answer.status_code == 200, answer.text
+                found += answer.json()["items"]
+                token = answer.json().get("nextPageToken")
+                if token is None:
+                    return found
+
+    after, before = "2026-01-01", "2027-06-30"
+    for params, expected in (
+        ({"status": "Open"}, {i for i, b in codat.items() if b["status"] == "Open"}),
+        (
+            {"dueAfter": after, "dueBefore": before},
+            {i for i, b in codat.items() if after < b["dueDate"][:10] < before},
+        ),
+        (
+            {"status": "PartiallyPaid", "dueAfter": after},
+            {
+                i
+                for i, b in codat.items()
+                if b["status"] == "PartiallyPaid" and b["dueDate"][:10] > after
+            },
+        ),
+    ):
+        found = listing(**params)
+        assert {b["id"] for b in found} == expected, params
+        assert [b["dueDate"] for b in found] == sorted(b["dueDate"] for b in found)
+    assert calls
+    assert not [c for c in calls if c[0] == "Scan"]
+    assert {index for _, index in calls} == {"byDueDate", "byStatusDueDate"}
+
+
+def _bill_body(smb: LinkedSmb, request_id: str, **changes) -> dict:
+    supplier = next(s for s in smb.codat_suppliers().values() if s["status"] == "Active")
+    options = smb.product.emulator.store.bill_mapping_options(
+        smb.codat_company_id, smb.connection_id
+    )
+    return {
+        "requestId": request_id,
+        "bill": {
+            "supplierId": supplier["id"],
+            "reference": f"REF-{request_id}",
+            "issueDate": "2026-11-01",
+            "dueDate": "2026-12-15",
+            "currency": "GBP",
+            "lineItems": [
+                {
+                    "description": "Paper",
+                    "unitAmount": "120.10",
+                    "quantity": 2,
+                    "accountId": options["accounts"][0]["id"],
+                }
+            ],
+            **changes,
+        },
+    }
+
+
+def test_each_write_through_codat_is_applied_once_under_a_retried_request(product_with_codat):
+    smb = linked_smb(product_with_codat, bills=20)
+    smb.sync("initial")
+    emulator = product_with_codat.emulator
+    path = f"/companies/{smb.company_id}"
+
+    def references() -> list[str]:
+        return [b.get("reference") for b in smb.codat_bills().values()]
+
+    with smb.api() as api:
+        # A bill: Codat applies it, then the answer is lost (a 500); the product retries
+        emulator.faults.add_rule(
+            kind="applied_then_error", route="/companies/*/connections/*/payables/bills",
+            method="POST", count=1,
+        )  # fmt: skip
+        first = api.post(f"{path}/bills", json=_bill_body(smb, "bill-1"))
+        assert first.status_code == 503, first.text
+        second = api.post(f"{path}/bills", json=_bill_body(smb, "bill-1"))
+        assert second.status_code == 201, second.text
+        third = api.post(f"{path}/bills", json=_bill_body(smb, "bill-1"))
+        assert (third.status_code, third.json()) == (201, second.json())
+        assert third.headers["Idempotent-Replayed"] == "true"
+        assert references().count("REF-bill-1") == 1
+        bill = second.json()
+        assert bill["totalAmount"] == "240.20"
+        # readable at once, before any sync
+        assert api.get(f"{path}/bills/{bill['id']}").json()["reference"] == "REF-bill-1"
+
+        # The same bill updated twice under one request id: one update
+        update = _bill_body(smb, "update-1", reference="REF-updated")
+        assert api.put(f"{path}/bills/{bill['id']}", json=update).status_code == 200
+        assert api.put(f"{path}/bills/{bill['id']}", json=update).status_code == 200
+        assert smb.codat_bills()[bill["id"]]["reference"] == "REF-updated"
+
+        # A supplier, created once
+        supplier = {"requestId": "supplier-1", "supplier": {"supplierName": "Once Ltd"}}
+        created = api.post(f"{path}/suppliers", json=supplier)
+        assert created.status_code == 201, created.text
+        assert api.post(f"{path}/suppliers", json=supplier).json() == created.json()
+        names = [s["supplierName"] for s in smb.codat_suppliers().values()]
+        assert names.count("Once Ltd") == 1
+
+        # Replaced whole (every field sent), once
+        whole = {
+            "requestId": "supplier-2",
+            "supplier": {
+                "supplierName": "Once & Again Ltd", "contactName": None, "emailAddress": None,
+                "phone": "+44 20 7946 0000", "addresses": [], "status": "Active",
+                "defaultCurrency": "GBP",
+            },
+        }  # fmt: skip
+        replaced = api.put(f"{path}/suppliers/{created.json()['id']}", json=whole)
+        assert replaced.status_code == 200, replaced.text
+        assert smb.codat_suppliers()[created.json()["id"]]["phone"] == "+44 20 7946 0000"
+
+        # An attachment: uploaded, the answer lost; the retry finds it on the bill
+        emulator.faults.add_rule(
+            kind="applied_then_error", route="/companies/*/connections/*/payables/bills/*/attachments",
+            method="POST", count=1,
+        )  # fmt: skip
+        upload = {
+            "requestId": "scan-1",
+            "fileName": "invoice.pdf",
+            "contentType": "application/pdf",
+            "content": base64.b64encode(b"%PDF-1.7 an invoice").decode(),
+        }
+        assert api.post(f"{path}/bills/{bill['id']}/attachments", json=upload).status_code == 503
+        attached = api.post(f"{path}/bills/{bill['id']}/attachments", json=upload)
+        assert attached.status_code == 201, attached.text
+        assert len(smb.codat_attachments(bill["id"])) == 1
+
+        # A bank account: created once, listed at once
+        account = {
+            "requestId": "account-1",
+            "bankAccount": {"name": "Payables", "accountNumber": "12345678", "sortCode": "40-11-62", "currency": "GBP"},
+        }  # fmt: skip
+        opened = api.post(f"{path}/payment-accounts", json=account)
+        assert opened.status_code == 201, opened.text
+        assert api.post(f"{path}/payment-accounts", json=account).json() == opened.json()
+        listed = api.get(f"{path}/payment-accounts").json()["items"]
+        assert [a["id"] for a in listed].count(opened.json()["id"]) == 1
+    # and the next sync agrees with what the writes stored
+    smb.sync("after-writes")
+    _same_as_codat(smb)

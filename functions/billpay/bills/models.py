@@ -316,3 +316,8 @@ class WriteRequest(_Model):
     # What was answered (status and body, or the error), replayed to a retry.
     outcome: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime = Field(alias="createdAt")
+    # The attempt being made (0 first; a new one only once the last is known not to have landed),
+    # when it started, and whether it ended without an answer.
+    attempt: int = 0
+    attempt_at: datetime = Field(alias="attemptAt")
+    attempt_ended: bool = Field(default=False, alias="attemptEnded")

@@ -347,6 +347,38 @@ class DynamoPayablesRepository:
             return None  # DynamoDB deletes expired items within two days, not at once
         return WriteRequest.model_validate(item)
 
+    def next_attempt(self, company_id: str, request_id: str, expected: int, at: datetime) -> bool:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_key(company_id, REQUEST_PREFIX + request_id),
+                UpdateExpression="SET attempt = :next, attemptAt = :at, attemptEnded = :no",
+                ConditionExpression="attempt = :expected",
+                ExpressionAttributeValues={
+                    ":next": {"N": str(expected + 1)},
+                    ":expected": {"N": str(expected)},
+                    ":at": {"S": _instant(at)},
+                    ":no": {"BOOL": False},
+                },
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False  # another retry moved it first
+        return True
+
+    def end_attempt(self, company_id: str, request_id: str, attempt: int) -> None:
+        # Only the attempt that ended: a newer attempt under way stays in progress.
+        with contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException):
+            self._client.update_item(
+                TableName=self._table,
+                Key=_key(company_id, REQUEST_PREFIX + request_id),
+                UpdateExpression="SET attemptEnded = :yes",
+                ConditionExpression="attempt = :attempt",
+                ExpressionAttributeValues={
+                    ":yes": {"BOOL": True},
+                    ":attempt": {"N": str(attempt)},
+                },
+            )
+
     def settle_request(
         self, company_id: str, request_id: str, state: RequestState, outcome: dict[str, Any]
     ) -> None:

@@ -8,17 +8,24 @@ import base64
 import json
 import secrets
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from billpay.api.handler import ApiDependencies, handler
 from billpay.api.payables import PayablesApi
-from billpay.bills.models import Attachment, BillStatus, PaymentAccount, SupplierStatus
+from billpay.bills.models import (
+    Attachment,
+    BillStatus,
+    PaymentAccount,
+    SupplierStatus,
+    WriteRequest,
+)
 from billpay.bills.page_token import PageTokens
+from billpay.bills.ports import Page
 from billpay.bills.repository import DynamoPayablesRepository
-from billpay.bills.writes import WriteDependencies
+from billpay.bills.writes import CreateBill, WriteDependencies, _fingerprint
 from billpay.codat.errors import CodatRejectedError, CodatUnavailableError
 from billpay.companies.models import CompanyStatus
 
@@ -29,11 +36,15 @@ from .test_api_handler import Context
 
 @dataclass
 class ScriptedCodat:
-    """Codat's writes: each call recorded; results numbered; errors queued per operation."""
+    """Codat's writes: each call recorded; results numbered; errors queued per operation.
+    `landed` faults apply the write, then fail (an answer lost on the way back)."""
 
     calls: list[tuple[str, tuple]] = field(default_factory=list)
     faults: dict[str, list[Exception]] = field(default_factory=dict)
+    landed: dict[str, list[Exception]] = field(default_factory=dict)
     attachments: list[Attachment] = field(default_factory=list)
+    bills: list = field(default_factory=list)
+    suppliers: list = field(default_factory=list)
 
     def _call(self, name, *args):
         self.calls.append((name, args))
@@ -41,9 +52,29 @@ class ScriptedCodat:
         if queued:
             raise queued.pop(0)
 
+    def _answer(self, name, record, kept):
+        kept.append(record)
+        queued = self.landed.get(name)
+        if queued:
+            raise queued.pop(0)
+        return record
+
+    def list_bills(self, company_id, connection_id, query, continuation):
+        self._call("list_bills")
+        return Page(tuple(self.bills), None)
+
+    def list_suppliers(self, company_id, connection_id, query, continuation):
+        self._call("list_suppliers")
+        return Page(tuple(self.suppliers), None)
+
+    def list_payment_accounts(self, company_id, connection_id, continuation):
+        self._call("list_payment_accounts")
+        return Page((), None)
+
     def create_supplier(self, company_id, connection_id, draft, key):
         self._call("create_supplier", draft, key)
-        return supplier(100 + len(self.calls), T0 + timedelta(days=1), name=draft.name)
+        created = supplier(100 + len(self.calls), T0 + timedelta(days=1), name=draft.name)
+        return self._answer("create_supplier", created, self.suppliers)
 
     def replace_supplier(self, company_id, connection_id, supplier_id, draft):
         self._call("replace_supplier", supplier_id, draft)
@@ -51,7 +82,18 @@ class ScriptedCodat:
 
     def create_bill(self, company_id, connection_id, draft, key):
         self._call("create_bill", draft, key)
-        return bill(500 + len(self.calls), T0 + timedelta(days=1), reference=draft.reference)
+        created = bill(500 + len(self.calls), T0 + timedelta(days=1)).model_copy(
+            update={
+                "supplier_id": draft.supplier_id,
+                "reference": draft.reference,
+                "issue_date": draft.issue_date,
+                "due_date": draft.due_date,
+                "total_amount": sum(
+                    line.unit_amount * line.quantity + line.tax_amount for line in draft.line_items
+                ),
+            }
+        )
+        return self._answer("create_bill", created, self.bills)
 
     def update_bill(self, company_id, connection_id, bill_id, draft, key):
         self._call("update_bill", bill_id, draft, key)
@@ -60,13 +102,11 @@ class ScriptedCodat:
     def upload_bill_attachment(
         self, company_id, connection_id, bill_id, name, content_type, content
     ):
-        self.attachments.append(
-            Attachment(
-                attachment_id=f"att-{len(self.attachments)}", name=name, file_size=len(content)
-            )
+        self._call("upload_bill_attachment", bill_id, name)
+        attachment = Attachment(
+            attachment_id=f"att-{len(self.attachments)}", name=name, file_size=len(content)
         )
-        self._call("upload_bill_attachment", bill_id, name)  # may fail after it landed
-        return self.attachments[-1]
+        return self._answer("upload_bill_attachment", attachment, self.attachments)
 
     def list_bill_attachments(self, company_id, connection_id, bill_id):
         self._call("list_bill_attachments", bill_id)
@@ -287,15 +327,61 @@ def test_a_bill_is_created_once_under_a_retried_request(deps, codat, table):
     assert draft.line_items[0].unit_amount == Decimal("100.10")
 
 
-def test_a_request_that_died_after_codat_is_sent_again_with_the_same_key(deps, codat):
-    codat.faults["create_bill"] = [CodatUnavailableError("timeout")]
+def test_a_retry_after_a_lost_answer_finds_the_bill_instead_of_creating_another(deps, codat):
+    # Codat created the bill, but its answer was lost (a 500 Codat would replay under the key)
+    codat.landed["create_bill"] = [CodatUnavailableError("500 after applying")]
     status, body, _ = call(deps, "POST", "/companies/smb-1/bills", _bill_body())
     assert (status, body["error"]["code"]) == (503, "CodatUnavailable")
+    status, created, _ = call(deps, "POST", "/companies/smb-1/bills", _bill_body())
+    assert status == 201
+    assert created["id"] == codat.bills[0].bill_id
+    assert codat.writes() == ["create_bill"]  # found by reading, not sent again
+
+
+def test_a_retry_after_an_attempt_that_did_not_land_sends_it_again_with_a_new_key(deps, codat):
+    codat.faults["create_bill"] = [CodatUnavailableError("timeout")]
+    status, _, _ = call(deps, "POST", "/companies/smb-1/bills", _bill_body())
+    assert status == 503
     status, _, _ = call(deps, "POST", "/companies/smb-1/bills", _bill_body())
     assert status == 201
     keys = [args[1] for name, args in codat.calls if name == "create_bill"]
     assert len(keys) == 2
-    assert keys[0] == keys[1]  # Codat replays the first if it landed
+    # the first key's answer (the 500) is what Codat would replay: the new attempt has its own
+    assert keys[0] != keys[1]
+    assert len(codat.bills) == 1
+
+
+def test_a_retry_while_the_first_attempt_may_still_run_is_told_to_wait(deps, codat, table):
+    # An attempt that never reported back (its Lambda died) started a moment ago
+    table.begin_request(
+        "smb-1",
+        WriteRequest(
+            request_id="req-1",
+            operation="createBill",
+            fingerprint=_fingerprint("createBill", CreateBill.model_validate(_bill_body()).bill),
+            created_at=T0,
+            attempt_at=datetime.now(UTC),
+        ),
+    )
+    status, body, _ = call(deps, "POST", "/companies/smb-1/bills", _bill_body())
+    assert (status, body["error"]["code"]) == (409, "RequestInProgress")
+    assert codat.calls == []
+    # Once the attempt is over (its lease ran out), the retry looks in Codat, then sends it
+    later = WriteDependencies(
+        companies=deps.payables.companies,
+        payables=table,
+        codat=lambda: codat,
+        now=lambda: datetime.now(UTC) + timedelta(minutes=2),
+    )
+    deps = ApiDependencies(
+        companies=deps.companies,
+        onboarding=deps.onboarding,
+        codat=deps.codat,
+        payables=PayablesApi(deps.payables.companies, table, deps.payables.tokens, later),
+    )
+    status, _, _ = call(deps, "POST", "/companies/smb-1/bills", _bill_body())
+    assert status == 201
+    assert [name for name, _ in codat.calls] == ["list_bills", "create_bill"]
 
 
 def test_a_request_id_reused_for_another_bill_is_refused(deps, codat):
@@ -411,7 +497,7 @@ def _attachment(name="scan.pdf", content=b"%PDF-1.7 ...", request_id="r-a"):
 
 
 def test_an_attachment_is_uploaded_once_even_when_the_answer_was_lost(deps, codat):
-    codat.faults["upload_bill_attachment"] = [CodatUnavailableError("timeout")]
+    codat.landed["upload_bill_attachment"] = [CodatUnavailableError("timeout")]
     status, _, _ = call(deps, "POST", "/companies/smb-1/bills/bill-0/attachments", _attachment())
     assert status == 503
     status, body, _ = call(deps, "POST", "/companies/smb-1/bills/bill-0/attachments", _attachment())
