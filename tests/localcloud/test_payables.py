@@ -325,3 +325,85 @@ def test_each_write_through_codat_is_applied_once_under_a_retried_request(produc
     # and the next sync agrees with what the writes stored
     smb.sync("after-writes")
     _same_as_codat(smb)
+
+
+def test_every_bad_input_is_refused_and_nothing_reaches_codat(product_with_codat):
+    from billpay.companies.models import CompanyStatus
+    from billpay.companies.repository import DynamoCompanyRepository
+
+    smb = linked_smb(product_with_codat, bills=30)
+    quickbooks = linked_smb(product_with_codat, bills=10, platform_key="qhyg")
+    freeagent = linked_smb(product_with_codat, bills=10, platform_key="fbrh")
+    for each in (smb, quickbooks, freeagent):
+        each.sync("initial")
+    # A company that is still onboarding (LINKED)
+    cloud = product_with_codat.cloud
+    companies = DynamoCompanyRepository(
+        cloud.client("dynamodb"), cloud.output("CompaniesTableName")
+    )
+    linking = companies.get(freeagent.company_id).model_copy(
+        update={"company_id": "smb-linking", "status": CompanyStatus.LINKED}
+    )
+    assert companies.create(linking)
+
+    bill_id = next(iter(smb.codat_bills()))
+    paid = next(i for i, b in smb.codat_bills().items() if b["status"] == "Paid")
+    with smb.api() as api:
+        first_page = api.get(f"/companies/{smb.company_id}/bills", params={"limit": "5"}).json()
+    foreign_token = first_page["nextPageToken"]
+    body = _bill_body(smb, "bad-1")
+    qbo_body = _bill_body(quickbooks, "bad-2", reference="R" * 22)
+    fa_line = _bill_body(freeagent, "bad-3")["bill"]["lineItems"][0]
+    fa_body = _bill_body(freeagent, "bad-3", lineItems=[fa_line] * 41)
+
+    def upload(name, content):
+        return {
+            "requestId": f"upload-{name}",
+            "fileName": name,
+            "contentType": "application/octet-stream",
+            "content": base64.b64encode(content).decode(),
+        }
+
+    cases = [
+        # (method, path, params, body, status, code)
+        ("GET", "/companies/nobody/bills", None, None, 404, "NotFound"),
+        ("GET", "/companies/smb-linking/bills", None, None, 409, "CompanyNotReady"),
+        ("POST", "/companies/smb-linking/bills", None, body, 409, "CompanyNotReady"),
+        ("GET", "/companies/not%20an%20id/bills", None, None, 400, "MalformedRequest"),
+        ("GET", f"/companies/{smb.company_id}/bills/no%20such%20bill", None, None, 400, "MalformedRequest"),
+        ("GET", f"/companies/{smb.company_id}/bills/unknown-bill", None, None, 404, "NotFound"),
+        ("GET", f"/companies/{smb.company_id}/suppliers/unknown", None, None, 404, "NotFound"),
+        ("GET", f"/companies/{smb.company_id}/bills", {"status": "Settled"}, None, 400, "ValidationError"),
+        ("GET", f"/companies/{smb.company_id}/bills", {"dueBefore": "next week"}, None, 400, "ValidationError"),
+        ("GET", f"/companies/{smb.company_id}/bills", {"dueAfter": "2027-01-01", "dueBefore": "2026-01-01"}, None, 400, "ValidationError"),
+        ("GET", f"/companies/{smb.company_id}/bills", {"sort": "amount"}, None, 400, "ValidationError"),
+        ("GET", f"/companies/{smb.company_id}/bills", {"pageToken": "eyJ2IjoxfQ.AAAA"}, None, 400, "InvalidPageToken"),
+        ("GET", f"/companies/{quickbooks.company_id}/bills", {"limit": "5", "pageToken": foreign_token}, None, 400, "InvalidPageToken"),
+        ("GET", f"/companies/{smb.company_id}/bills", {"status": "Open", "pageToken": foreign_token}, None, 400, "InvalidPageToken"),
+        ("POST", f"/companies/{quickbooks.company_id}/bills", None, qbo_body, 422, "PlatformRule"),
+        ("POST", f"/companies/{freeagent.company_id}/bills", None, fa_body, 422, "PlatformRule"),
+        ("POST", f"/companies/{smb.company_id}/bills", None, _bill_body(smb, "bad-4", supplierId="nobody"), 422, "PlatformRule"),
+        ("POST", f"/companies/{smb.company_id}/bills", None, {"bill": body["bill"]}, 400, "ValidationError"),
+        ("PUT", f"/companies/{smb.company_id}/bills/{paid}", None, _bill_body(smb, "bad-5"), 409, "Conflict"),
+        ("PUT", f"/companies/{smb.company_id}/bills/unknown-bill", None, _bill_body(smb, "bad-6"), 404, "NotFound"),
+        ("PUT", f"/companies/{smb.company_id}/suppliers/{body['bill']['supplierId']}", None, {"requestId": "bad-7", "supplier": {"supplierName": "Half"}}, 422, "PlatformRule"),
+        ("POST", f"/companies/{smb.company_id}/bills/{bill_id}/attachments", None, upload("big.pdf", b"x" * (4 * 1024 * 1024 + 1)), 413, "AttachmentTooLarge"),
+        ("POST", f"/companies/{smb.company_id}/bills/{bill_id}/attachments", None, upload("run.exe", b"MZ"), 415, "AttachmentTypeRefused"),
+        ("POST", f"/companies/{freeagent.company_id}/bills/{next(iter(freeagent.codat_bills()))}/attachments", None, upload("sheet.xlsx", b"PK"), 415, "AttachmentTypeRefused"),
+        ("POST", f"/companies/{smb.company_id}/payment-accounts", None, {"requestId": "bad-8", "bankAccount": {"name": "No number", "currency": "GBP"}}, 400, "ValidationError"),
+    ]  # fmt: skip
+    calls = {each.company_id: each.codat_calls() for each in (smb, quickbooks, freeagent)}
+    bills = {each.company_id: len(each.codat_bills()) for each in (smb, quickbooks, freeagent)}
+    with smb.api() as api:
+        for method, path, params, payload, status, code in cases:
+            answer = api.request(method, path, params=params, json=payload)
+            assert (answer.status_code, answer.json()["error"]["code"]) == (status, code), (
+                method, path, answer.text,
+            )  # fmt: skip
+            assert answer.json()["error"]["message"]
+    # Nothing reached Codat: no call, no bill, no attachment
+    assert {each.company_id: each.codat_calls() for each in (smb, quickbooks, freeagent)} == calls
+    assert {
+        each.company_id: len(each.codat_bills()) for each in (smb, quickbooks, freeagent)
+    } == bills
+    assert smb.codat_attachments(bill_id) == []
