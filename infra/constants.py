@@ -15,6 +15,9 @@ CREATE_CODAT_COMPANY_HANDLER = "billpay.onboarding.codat_handlers.create_codat_c
 CREATE_CONNECTION_HANDLER = "billpay.onboarding.codat_handlers.create_connection"
 RECONCILE_HANDLER = "billpay.onboarding.codat_handlers.reconcile"
 LOAD_COMPANY_DATA_HANDLER = "billpay.onboarding.codat_handlers.load_company_data"
+# The payables sync's one step (imports the SDK: it calls Codat).
+SYNC_PAYABLES_HANDLER = "billpay.bills.handlers.sync_payables"
+REQUEST_PAYABLES_SYNC_HANDLER = "billpay.bills.handlers.request_sync"
 WEBHOOK_INGRESS_HANDLER = "billpay.webhooks.ingress.handler"
 WEBHOOK_PROCESSOR_HANDLER = "billpay.webhooks.processor.handler"
 # The payment state machine's steps (Check, Submit and Reconcile import the SDK when they run).
@@ -31,12 +34,14 @@ ENV_ONBOARDING_STATE_MACHINE_ARN = "ONBOARDING_STATE_MACHINE_ARN"
 ENV_CODAT_BASE_URL = "CODAT_BASE_URL"
 ENV_CODAT_API_KEY_SECRET_ARN = "CODAT_API_KEY_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
 ENV_EVENT_BUS_NAME = "EVENT_BUS_NAME"
+ENV_PAYABLES_TABLE = "PAYABLES_TABLE"
+ENV_PAGE_TOKEN_KEY_SECRET_ARN = "PAGE_TOKEN_KEY_SECRET_ARN"  # noqa: S105 - a variable name
+ENV_PAYABLES_SYNC_STATE_MACHINE_ARN = "PAYABLES_SYNC_STATE_MACHINE_ARN"
 ENV_STAGE = "STAGE"
 ENV_WEBHOOK_EVENTS_TABLE = "WEBHOOK_EVENTS_TABLE"
 ENV_WEBHOOK_QUEUE_URL = "WEBHOOK_QUEUE_URL"
 ENV_WEBHOOK_SECRET_ARN = "WEBHOOK_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
 ENV_PAYMENTS_TABLE = "PAYMENTS_TABLE"
-ENV_PAYABLES_TABLE = "PAYABLES_TABLE"
 ENV_PAYMENT_STATE_MACHINE_ARN = "PAYMENT_STATE_MACHINE_ARN"
 ENV_PAYMENT_POLICY = "PAYMENT_POLICY"
 
@@ -47,6 +52,8 @@ OUTPUT_ONBOARDING_STATE_MACHINE_ARN = "OnboardingStateMachineArn"
 OUTPUT_EVENT_BUS_NAME = "EventBusName"
 OUTPUT_CODAT_API_KEY_SECRET_ARN = "CodatApiKeySecretArn"  # noqa: S105 - an output id, not a secret
 OUTPUT_ALARM_TOPIC_ARN = "AlarmTopicArn"
+OUTPUT_PAYABLES_TABLE = "PayablesTableName"
+OUTPUT_PAYABLES_SYNC_STATE_MACHINE_ARN = "PayablesSyncStateMachineArn"
 OUTPUT_WEBHOOK_URL = "CodatWebhookUrl"
 OUTPUT_WEBHOOK_SECRET_ARN = "CodatWebhookSecretArn"  # noqa: S105 - an output id, not a secret
 OUTPUT_WEBHOOK_EVENTS_TABLE = "WebhookEventsTableName"
@@ -54,14 +61,16 @@ OUTPUT_WEBHOOK_QUEUE_URL = "WebhookQueueUrl"
 OUTPUT_WEBHOOK_DLQ_URL = "WebhookDeadLetterQueueUrl"
 OUTPUT_DASHBOARD_NAME = "OperationsDashboardName"
 OUTPUT_PAYMENTS_TABLE = "PaymentsTableName"
-OUTPUT_PAYABLES_TABLE = "PayablesTableName"
 OUTPUT_PAYMENT_STATE_MACHINE_ARN = "PaymentStateMachineArn"
 
 # Paths of the product backend API.
 ROUTE_COMPANIES = "companies"
 ROUTE_RELINK = "relink"
+ROUTE_BILLS = "bills"
+ROUTE_ATTACHMENTS = "attachments"
+ROUTE_SUPPLIERS = "suppliers"
+ROUTE_PAYMENT_ACCOUNTS = "payment-accounts"
 # Path of the public webhook API where Codat posts (POST /webhooks/codat).
 ROUTE_WEBHOOKS = "webhooks"
 ROUTE_CODAT = "codat"
-ROUTE_BILLS = "bills"
 ROUTE_PAYMENTS = "payments"

@@ -120,6 +120,10 @@ class ProductApi(Construct):
             request_validator=validator,
             request_parameters={**bill_ids, "method.request.path.paymentId": True},
         )
+        # Other constructs add their routes under a company (infra/constructs/bills.py).
+        self.company = company
+        self.integration = integration
+        self.validator = validator
         self._add_waf(config)
 
     def _acknowledge_account_role(self) -> None:

@@ -84,23 +84,32 @@ class WebhookEventsTable(Construct):
 
 
 class PayablesTable(Construct):
-    """The product's copy of each SMB's bills, suppliers and payment accounts, and the payments it
-    made on each bill (billpay.bills.repository): one item collection per company, bills also in
-    two local indexes (by due date, by status and due date) so no listing scans."""
+    """Per SMB: its bills, suppliers and payment accounts as Codat last reported them, the sync's
+    watermarks, and the ledger of the product's writes (layout: billpay.bills.repository).
+
+    Local secondary indexes (not global): the product reads one company's bills at a time, so its
+    partition is the natural key; local indexes share the table's capacity, are strongly
+    consistent, and cost no second copy of the partition key. The price is a 10 GB cap per company
+    (items and indexes), some 5 million bills at about 600 bytes each (x3 with both indexes).
+    """
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
         super().__init__(scope, construct_id)
-        string = dynamodb.AttributeType.STRING
         self.table = dynamodb.Table(
             self,
             "Table",
-            partition_key=dynamodb.Attribute(name=payables_table.PARTITION_KEY, type=string),
-            sort_key=dynamodb.Attribute(name=payables_table.SORT_KEY, type=string),
+            partition_key=dynamodb.Attribute(
+                name=payables_table.PARTITION_KEY, type=dynamodb.AttributeType.STRING
+            ),
+            sort_key=dynamodb.Attribute(
+                name=payables_table.SORT_KEY, type=dynamodb.AttributeType.STRING
+            ),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),
+            time_to_live_attribute="expiresAt",
             deletion_protection=config.retain_data,
             removal_policy=removal_policy(config),
         )
@@ -109,7 +118,9 @@ class PayablesTable(Construct):
             (payables_table.BY_STATUS_DUE_DATE, "statusDueDate"),
         ):
             self.table.add_local_secondary_index(
-                index_name=index, sort_key=dynamodb.Attribute(name=attribute, type=string)
+                index_name=index,
+                sort_key=dynamodb.Attribute(name=attribute, type=dynamodb.AttributeType.STRING),
+                projection_type=dynamodb.ProjectionType.ALL,
             )
 
 
@@ -136,6 +147,30 @@ class PaymentTable(Construct):
             ),
             deletion_protection=config.retain_data,
             removal_policy=removal_policy(config),
+        )
+
+
+class PageTokenKey(Construct):
+    """The key that signs the product API's page tokens, generated at deploy, never seen by anyone."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
+        super().__init__(scope, construct_id)
+        self.secret = secretsmanager.Secret(
+            self,
+            "Key",
+            description=f"{config.prefix}: signs the page tokens of the product API's listings",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=64, exclude_punctuation=True
+            ),
+            removal_policy=removal_policy(config),
+        )
+        acknowledge(
+            self.secret,
+            "AwsSolutions-SMG4",
+            (
+                "Rotating it only invalidates the page tokens handed out before (a listing starts "
+                "again); docs/operations.md describes rotating it by hand."
+            ),
         )
 
 

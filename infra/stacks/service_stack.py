@@ -10,6 +10,7 @@ from constructs import Construct
 from infra import constants
 from infra.config import StageConfig
 from infra.constructs.api import ProductApi
+from infra.constructs.bills import PayablesRoutes, PayablesSync, grant_payables
 from infra.constructs.common import table_reference
 from infra.constructs.functions import FunctionFactory
 from infra.constructs.monitoring import Monitoring
@@ -43,6 +44,19 @@ class ServiceStack(Stack):
             event_bus=state.event_bus.bus,
         )
 
+        payables_table = state.payables.table
+        payables_sync = PayablesSync(
+            self,
+            "PayablesSync",
+            config=config,
+            functions=functions,
+            companies=table,
+            payables=payables_table,
+            codat_environment=codat_environment(config, state.secrets.api_key),
+            codat_api_key=state.secrets.api_key,
+            event_bus=state.event_bus.bus,
+        )
+
         payments = PaymentWorkflow(
             self,
             "Payments",
@@ -62,12 +76,13 @@ class ServiceStack(Stack):
             environment={
                 constants.ENV_COMPANIES_TABLE: table.table_name,
                 constants.ENV_ONBOARDING_STATE_MACHINE_ARN: onboarding.state_machine.state_machine_arn,
-                # Offboarding unlinks the connection at Codat.
+                # Offboarding unlinks the connection at Codat; the payables writes go through it.
                 **codat_environment(config, state.secrets.api_key),
                 # Payments are accepted against the product's copy of the bill.
                 constants.ENV_PAYMENTS_TABLE: state.payments.table.table_name,
                 constants.ENV_PAYABLES_TABLE: state.payables.table.table_name,
                 constants.ENV_PAYMENT_STATE_MACHINE_ARN: payments.state_machine.state_machine_arn,
+                constants.ENV_PAGE_TOKEN_KEY_SECRET_ARN: state.page_token_key.secret.secret_arn,
             },
         )
         state.payments.table.grant_read_write_data(api_handler)
@@ -76,8 +91,17 @@ class ServiceStack(Stack):
         table.grant_read_write_data(api_handler)
         state.secrets.api_key.grant_read(api_handler)
         onboarding.grant_start(api_handler)
+        grant_payables(payables_table, api_handler, with_indexes=True)
+        state.page_token_key.secret.grant_read(api_handler)
 
         api = ProductApi(self, "ProductApi", config=config, handler=api_handler)
+        PayablesRoutes(
+            self,
+            "PayablesRoutes",
+            company=api.company,
+            integration=api.integration,
+            validator=api.validator,
+        )
 
         webhooks = CodatWebhooks(
             self,
@@ -98,6 +122,9 @@ class ServiceStack(Stack):
         for name, fn in onboarding.functions.items():
             monitoring.watch_function(name, fn)
         monitoring.watch_state_machine("Onboarding", onboarding.state_machine)
+        monitoring.watch_function("SyncPayables", payables_sync.step)
+        monitoring.watch_function("RequestPayablesSync", payables_sync.requester)
+        monitoring.watch_state_machine("PayablesSync", payables_sync.state_machine)
         for name, fn in payments.functions.items():
             monitoring.watch_function(f"Payment{name}", fn)
         monitoring.watch_state_machine("Payments", payments.state_machine)
@@ -115,6 +142,11 @@ class ServiceStack(Stack):
             self,
             constants.OUTPUT_ONBOARDING_STATE_MACHINE_ARN,
             value=onboarding.state_machine.state_machine_arn,
+        )
+        CfnOutput(
+            self,
+            constants.OUTPUT_PAYABLES_SYNC_STATE_MACHINE_ARN,
+            value=payables_sync.state_machine.state_machine_arn,
         )
         CfnOutput(self, constants.OUTPUT_ALARM_TOPIC_ARN, value=monitoring.topic.topic_arn)
         CfnOutput(self, constants.OUTPUT_WEBHOOK_URL, value=webhooks.url)

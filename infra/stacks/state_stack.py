@@ -13,6 +13,7 @@ from infra.constructs.state import (
     CodatSecrets,
     CompanyTable,
     IntegrationEventBus,
+    PageTokenKey,
     PayablesTable,
     PaymentTable,
     WebhookEventsTable,
@@ -27,6 +28,7 @@ class StateStack(Stack):
         self.companies = CompanyTable(self, "Companies", config=config)
         self.secrets = CodatSecrets(self, "Codat", config=config)
         self.event_bus = IntegrationEventBus(self, "Events", config=config)
+        self.page_token_key = PageTokenKey(self, "PageTokens", config=config)
         self.webhook_events = WebhookEventsTable(self, "WebhookEvents", config=config)
         self.payables = PayablesTable(self, "Payables", config=config)
         self.payments = PaymentTable(self, "Payments", config=config)

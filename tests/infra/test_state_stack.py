@@ -57,7 +57,8 @@ def test_webhook_events_are_kept_encrypted_with_a_ttl_and_replay_indexes(dev):
 
 
 def test_codat_api_key_and_webhook_secrets_and_event_bus_exist(dev):
-    dev.state.resource_count_is("AWS::SecretsManager::Secret", 2)
+    # + the page token key (test_payables_infra.py)
+    dev.state.resource_count_is("AWS::SecretsManager::Secret", 3)
     dev.state.has_resource_properties("AWS::Events::EventBus", {"Name": "BillPay-dev-events"})
 
 

@@ -5,30 +5,32 @@
 | GET /companies/{companyId} | the company's state |
 | POST /companies/{companyId}/relink | a new Link for a disconnected, expired or failed company (202) |
 | DELETE /companies/{companyId} | offboard: unlink at Codat, keep the data readable (200) |
+| .../bills, .../suppliers, .../payment-accounts | billpay.api.payables |
 | POST /companies/{companyId}/bills/{billId}/payments | pay the bill, exactly once (202) |
 | GET /companies/{companyId}/bills/{billId}/payments/{paymentId} | the payment's state |
 
-Every route parses its body the same way (`_body`): a body the API cannot parse is a 400, a
-content type other than JSON a 415. Codat is called only by DELETE, and its SDK is imported only
-then (`default_dependencies`), so the other routes never pay for it at cold start.
+Every route parses its body the same way (`billpay.api.bodies`): a body the API cannot parse is a
+400, a content type other than JSON a 415. Codat is called only by DELETE and the payables writes,
+and its SDK is imported only then (`default_dependencies`), so the other routes never pay for it
+at cold start.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
+from billpay.api.bodies import BadRequest, Body, UnsupportedMediaType, parse_body
 from billpay.api.models import CompanyView
+from billpay.api.payables import PayablesApi, default_payables
+from billpay.api.payables import router as payables_routes
 from billpay.bills.models import RECORD_ID_PATTERN, CompanyNotReadyError
 from billpay.bills.repository import DynamoPayablesRepository
 from billpay.codat.errors import CodatError, CodatRateLimitedError, CodatUnavailableError
@@ -48,11 +50,10 @@ from billpay.payments.models import PAYMENT_ID_PATTERN, PaymentRequest, PaymentV
 from billpay.payments.repository import DynamoPaymentStore
 
 app = APIGatewayRestResolver()
+app.include_router(payables_routes)
 _COMPANY_ID = re.compile(COMPANY_ID_PATTERN)
 _BILL_ID = re.compile(RECORD_ID_PATTERN)
 _PAYMENT_ID = re.compile(PAYMENT_ID_PATTERN)
-JSON_MEDIA_TYPE = "application/json"
-Body = TypeVar("Body", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class ApiDependencies:
     onboarding: WorkflowStarter
     # Built on first use: only offboarding calls Codat.
     codat: Callable[[], Codat]
+    # The bills, suppliers and payment accounts routes (billpay.api.payables).
+    payables: PayablesApi | None = None
     payments: payments.Intake | None = None
 
 
@@ -80,6 +83,7 @@ def default_dependencies() -> ApiDependencies:
         companies=companies,
         onboarding=StepFunctionsWorkflow(aws.stepfunctions(), config.onboarding_state_machine_arn),
         codat=_codat,
+        payables=default_payables(companies),
         payments=_payments(companies),
     )
 
@@ -104,40 +108,8 @@ def _deps() -> ApiDependencies:
     return deps
 
 
-class BadRequest(BillPayError):
-    code = "MalformedRequest"
-
-
-class UnsupportedMediaType(BillPayError):
-    code = "UnsupportedMediaType"
-
-
 def _body(model: type[Body] | None) -> Body | None:
-    """The request body as `model`; None for a route that takes no body.
-
-    415 for a body that is not JSON; 400 for one that does not parse (a deeply nested document
-    included: Python's parser gives up with RecursionError) or that a route without a body gets.
-    """
-    event = app.current_event
-    raw = event.body or ""
-    if event.is_base64_encoded and raw:
-        raw = base64.b64decode(raw).decode("utf-8", "replace")
-    if not raw.strip():
-        if model is None:
-            return None
-        raise BadRequest("the request needs a JSON body")
-    # API Gateway assumes JSON when there is no Content-Type; so do we (headers: any case).
-    media_type = event.headers.get("content-type") or JSON_MEDIA_TYPE
-    if media_type.split(";", 1)[0].strip().lower() != JSON_MEDIA_TYPE:
-        raise UnsupportedMediaType(f"the body must be {JSON_MEDIA_TYPE}, not {media_type!r}")
-    try:
-        # Numbers with a fraction become Decimal, never float: amounts stay exactly as sent.
-        document = json.loads(raw, parse_float=Decimal)
-    except (ValueError, RecursionError):
-        raise BadRequest("the body is not valid JSON") from None
-    if model is None:
-        raise BadRequest(f"{event.http_method} {event.resource} takes no body")
-    return model.model_validate(document)
+    return parse_body(app.current_event, model)
 
 
 def _company_id(company_id: str) -> str:
@@ -236,7 +208,7 @@ def _domain(error: BillPayError) -> Response[Any]:
         ConflictError: HTTPStatus.CONFLICT,
         CompanyNotReadyError: HTTPStatus.CONFLICT,
         UnsupportedMediaType: HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-    }.get(type(error), HTTPStatus.BAD_REQUEST)
+    }.get(type(error), error.http_status)
     # Errors that name several fields (a payment the bill does not allow) list them.
     return _error(status, error.code, str(error), getattr(error, "details", None))
 
@@ -272,5 +244,6 @@ def _error(
 def handler(
     event: dict[str, Any], context: LambdaContext, deps: ApiDependencies | None = None
 ) -> dict[str, Any]:
-    app.append_context(deps=deps or default_dependencies())
+    deps = deps or default_dependencies()
+    app.append_context(deps=deps, payables=deps.payables)
     return app.resolve(event, context)

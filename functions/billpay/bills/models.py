@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -52,6 +53,7 @@ class AccountStatus(StrEnum):
 
 class CompanyNotReadyError(BillPayError):
     code = "CompanyNotReady"
+    http_status = HTTPStatus.CONFLICT
 
 
 # Bills are shown while the SMB relinks (as last synced); they change only once it is READY.
@@ -294,3 +296,28 @@ class Attachment(_Model):
     name: str | None = None
     content_type: str | None = Field(default=None, alias="contentType")
     file_size: int | None = Field(default=None, alias="fileSize")
+
+
+class RequestState(StrEnum):
+    PENDING = "PENDING"  # sent to Codat, or about to be; the answer is not known yet
+    DONE = "DONE"
+    FAILED = "FAILED"  # Codat refused it: the same request gets the same answer
+
+
+class WriteRequest(_Model):
+    """One product write through Codat, by the product's request id: what makes a retried request
+    create one record (the ledger of `billpay.bills.writes`)."""
+
+    request_id: str = Field(alias="requestId")
+    operation: str
+    # A hash of what was asked: the same request id with other content is refused.
+    fingerprint: str
+    state: RequestState = RequestState.PENDING
+    # What was answered (status and body, or the error), replayed to a retry.
+    outcome: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime = Field(alias="createdAt")
+    # The attempt being made (0 first; a new one only once the last is known not to have landed),
+    # when it started, and whether it ended without an answer.
+    attempt: int = 0
+    attempt_at: datetime = Field(alias="attemptAt")
+    attempt_ended: bool = Field(default=False, alias="attemptEnded")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from billpay.bills.models import (
     BillRecord,
@@ -120,6 +120,12 @@ class PayablesStore(Protocol):
     def advance_watermark(self, company_id: str, data_type: DataType, to: datetime) -> None:
         """Raise the watermark to `to`; a lower value never replaces a higher one."""
         ...
+
+    def save_cursor(self, company_id: str, run_id: str, cursor: dict[str, Any]) -> None:
+        """Keep where a run is (after each page), for a step that dies to resume from."""
+        ...
+
+    def saved_cursor(self, company_id: str, run_id: str) -> dict[str, Any] | None: ...
 
 
 class PayablesReader(Protocol):

@@ -10,7 +10,9 @@ One item collection per company (partition key `companyId`), sort key `recordKey
     supplier#<supplierId>  a supplier
     accounts               the payment accounts, one item holding the whole (short) list
     sync#<dataType>        the sync's watermark for bills or suppliers
-    request#<requestId>    the ledger of the product's writes through Codat (see billpay.bills.writes)
+    run#<runId>            where a sync run is (its cursor, saved after each page); TTL'd
+    request#<requestId>    the ledger of the product's writes through Codat (see billpay.bills.writes),
+                           deleted by DynamoDB's TTL (`expiresAt`) after REQUEST_RETENTION
 
 Local secondary indexes, so a company's bills are read by due date or by status and due date with
 a Query on one partition, never a Scan:
@@ -23,9 +25,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,11 +36,13 @@ from billpay.bills.models import (
     BillRecord,
     PaymentAccount,
     ProductPayment,
+    RequestState,
     SupplierRecord,
     SyncedRecord,
+    WriteRequest,
 )
 from billpay.bills.ports import BillFilter, DataType, SaveResult, StartKey
-from billpay.core.dynamo import from_dynamo, to_dynamo
+from billpay.core.dynamo import from_dynamo, to_attribute, to_dynamo
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -50,6 +55,12 @@ BY_STATUS_DUE_DATE = "byStatusDueDate"
 BILL_PREFIX = "bill#"
 SUPPLIER_PREFIX = "supplier#"
 PAYMENTS_PREFIX = "payments#"
+REQUEST_PREFIX = "request#"
+RUN_PREFIX = "run#"
+# A run's saved cursor outlives the longest run (the state machine's timeout) by far.
+RUN_RETENTION = timedelta(days=7)
+# How long a request id is remembered: a retry after that is a new request.
+REQUEST_RETENTION = timedelta(days=30)
 ACCOUNTS_KEY = "accounts"
 # DynamoDB's limits: 100 keys per BatchGetItem, 100 actions per TransactWriteItems.
 _BATCH = 100
@@ -59,6 +70,10 @@ _CONFLICT_RETRIES = 5
 _RETRYABLE_CANCELLATIONS = frozenset({"None", "TransactionConflict", "ThrottlingError"})
 
 R = TypeVar("R", bound=SyncedRecord)
+
+
+class WritesKeptConflictingError(Exception):
+    """Other writers kept cancelling this page's transaction: the sync step is retried."""
 
 
 def record_key(record: SyncedRecord) -> str:
@@ -164,7 +179,9 @@ class DynamoPayablesRepository:
                 time.sleep(0.02 * (attempt + 1))
                 continue
             return len(pending), calls
-        raise RuntimeError(f"{len(pending)} records kept conflicting; the step will be retried")
+        raise WritesKeptConflictingError(
+            f"{len(pending)} records kept conflicting with other writers; the step is retried"
+        )
 
     def _conditional_put(
         self, company_id: str, key: str, record: SyncedRecord
@@ -236,6 +253,33 @@ class DynamoPayablesRepository:
                 ExpressionAttributeValues={":mark": {"S": mark}},
             )
 
+    def add_payment_account(self, company_id: str, account: PaymentAccount, at: datetime) -> None:
+        """Add an account the product just created to the stored listing, dated `at`: a listing
+        taken before then, which may not have it, no longer replaces it."""
+        for _ in range(_CONFLICT_RETRIES):
+            item = self._get(company_id, ACCOUNTS_KEY) or {"accounts": [], "listedAt": ""}
+            accounts = [a for a in item["accounts"] if a["id"] != account.account_id]
+            accounts.append(_attributes(account.synced_fields()))
+            stored = {
+                PARTITION_KEY: company_id,
+                SORT_KEY: ACCOUNTS_KEY,
+                "accounts": accounts,
+                "listedAt": max(_instant(at), item["listedAt"]),
+            }
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=to_dynamo(stored),
+                    # Unchanged since read (no item reads as listedAt ""): else read again.
+                    ConditionExpression="attribute_not_exists(#k) OR listedAt = :seen",
+                    ExpressionAttributeNames={"#k": SORT_KEY},
+                    ExpressionAttributeValues={":seen": {"S": item["listedAt"]}},
+                )
+            except self._client.exceptions.ConditionalCheckFailedException:
+                continue
+            return
+        raise RuntimeError(f"the payment accounts of {company_id!r} kept changing")
+
     # -- the payments capability's write --------------------------------------------------------
 
     def record_payment(self, company_id: str, bill_id: str, payment: ProductPayment) -> None:
@@ -270,6 +314,102 @@ class DynamoPayablesRepository:
                 continue
             return
         raise RuntimeError(f"the payments of bill {bill_id!r} kept changing; not recorded")
+
+    # -- the ledger of the product's writes -----------------------------------------------------
+
+    def begin_request(self, company_id: str, request: WriteRequest) -> WriteRequest | None:
+        """Record `request` as PENDING; None if this call recorded it, else the one recorded."""
+        item = {
+            PARTITION_KEY: company_id,
+            SORT_KEY: REQUEST_PREFIX + request.request_id,
+            **_attributes(request.model_dump(by_alias=True)),
+            # DynamoDB's TTL deletes it after that (within two days); reads check it too.
+            "expiresAt": int((request.created_at + REQUEST_RETENTION).timestamp()),
+        }
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=to_dynamo(item),
+                ConditionExpression="attribute_not_exists(#k) OR expiresAt < :now",
+                ExpressionAttributeNames={"#k": SORT_KEY},
+                ExpressionAttributeValues={":now": {"N": str(int(request.created_at.timestamp()))}},
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            stored = self._get(company_id, REQUEST_PREFIX + request.request_id)
+            if stored is None:  # expired and deleted in between: record it again
+                return self.begin_request(company_id, request)
+            return WriteRequest.model_validate(stored)
+        return None
+
+    def request(self, company_id: str, request_id: str) -> WriteRequest | None:
+        item = self._get(company_id, REQUEST_PREFIX + request_id)
+        if item is None or item["expiresAt"] < int(datetime.now(UTC).timestamp()):
+            return None  # DynamoDB deletes expired items within two days, not at once
+        return WriteRequest.model_validate(item)
+
+    def next_attempt(self, company_id: str, request_id: str, expected: int, at: datetime) -> bool:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_key(company_id, REQUEST_PREFIX + request_id),
+                UpdateExpression="SET attempt = :next, attemptAt = :at, attemptEnded = :no",
+                ConditionExpression="attempt = :expected",
+                ExpressionAttributeValues={
+                    ":next": {"N": str(expected + 1)},
+                    ":expected": {"N": str(expected)},
+                    ":at": {"S": _instant(at)},
+                    ":no": {"BOOL": False},
+                },
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False  # another retry moved it first
+        return True
+
+    def end_attempt(self, company_id: str, request_id: str, attempt: int) -> None:
+        # Only the attempt that ended: a newer attempt under way stays in progress.
+        with contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException):
+            self._client.update_item(
+                TableName=self._table,
+                Key=_key(company_id, REQUEST_PREFIX + request_id),
+                UpdateExpression="SET attemptEnded = :yes",
+                ConditionExpression="attempt = :attempt",
+                ExpressionAttributeValues={
+                    ":yes": {"BOOL": True},
+                    ":attempt": {"N": str(attempt)},
+                },
+            )
+
+    def settle_request(
+        self, company_id: str, request_id: str, state: RequestState, outcome: dict[str, Any]
+    ) -> None:
+        self._client.update_item(
+            TableName=self._table,
+            Key=_key(company_id, REQUEST_PREFIX + request_id),
+            UpdateExpression="SET #s = :state, outcome = :outcome",
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues={
+                ":state": {"S": state.value},
+                ":outcome": to_attribute(_attributes(outcome)),
+            },
+        )
+
+    # -- where each sync run is -----------------------------------------------------------------
+
+    def save_cursor(self, company_id: str, run_id: str, cursor: dict[str, Any]) -> None:
+        item = {
+            PARTITION_KEY: company_id,
+            SORT_KEY: RUN_PREFIX + run_id,
+            "cursor": json.dumps(cursor),
+            "expiresAt": int((datetime.now(UTC) + RUN_RETENTION).timestamp()),
+        }
+        self._client.put_item(TableName=self._table, Item=to_dynamo(item))
+
+    def saved_cursor(self, company_id: str, run_id: str) -> dict[str, Any] | None:
+        item = self._get(company_id, RUN_PREFIX + run_id)
+        if item is None:
+            return None
+        cursor: dict[str, Any] = json.loads(item["cursor"])
+        return cursor
 
     # -- the product's reads --------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ docs/architecture.md).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -77,6 +78,8 @@ class SyncRequest(BaseModel):
     modified_from: datetime | None = Field(default=None, alias="modifiedFrom")
     # Read everything, whatever the watermarks say.
     full: bool = False
+    # Hand over to the next step after this many pages (None: when the step's time runs out).
+    pages_per_step: int | None = Field(default=None, alias="pagesPerStep", ge=1)
 
 
 class SyncStats(BaseModel):
@@ -110,6 +113,7 @@ class SyncCursor(BaseModel):
     company_id: str = Field(alias="companyId")
     run_id: str = Field(alias="runId")
     started_at: datetime = Field(alias="startedAt")
+    pages_per_step: int | None = Field(default=None, alias="pagesPerStep")
     # Read records modified since then, per data type (None: read everything).
     since: dict[DataType, datetime | None]
     # The data type being read; None once the run is done.
@@ -145,8 +149,12 @@ class Budget(Protocol):
 def plan_sync(
     request: SyncRequest, companies: CompanyRepository, store: PayablesStore, now: datetime
 ) -> SyncCursor:
-    """The cursor of a new run: where each data type starts reading from."""
+    """The cursor of a new run: where each data type starts reading from. A run that was
+    started before (its first step died) resumes from the cursor it saved instead."""
     _connection(companies, request.company_id)  # refuse a run for a company that cannot sync
+    saved = store.saved_cursor(request.company_id, request.run_id)
+    if saved is not None:
+        return SyncCursor.model_validate(saved)
 
     def since(data_type: DataType) -> datetime | None:
         watermark = None if request.full else store.watermark(request.company_id, data_type)
@@ -178,12 +186,21 @@ def sync_step(
     budget: Budget,
     now: Callable[[], datetime],
 ) -> SyncCursor:
-    """Read and store pages until the run is done or the budget is spent; the next cursor."""
+    """Read and store pages until the run is done or the budget is spent; the next cursor.
+
+    After each page the cursor is saved: a step that dies is run again with the cursor it was
+    given, and goes on from the saved one, further along (the page it read last, not the step's
+    first).
+    """
     connection = _connection(companies, cursor.company_id)
+    saved = store.saved_cursor(cursor.company_id, cursor.run_id)
+    if saved is not None and saved["stats"]["pages"] > cursor.stats.pages:
+        cursor = SyncCursor.model_validate(saved)
     cursor = cursor.model_copy(update={"wait_seconds": 0})
     while not cursor.done and not budget.exhausted():
         try:
             cursor = _read_page(cursor, connection, source, store, now)
+            store.save_cursor(cursor.company_id, cursor.run_id, cursor.to_state())
         except (CodatRateLimitedError, CodatStillSyncingError) as busy:
             # Rate limited (the throttle holds) or the data set is still syncing: wait, then
             # ask for the same page again.
@@ -314,3 +331,45 @@ def _latest(current: datetime | None, records: tuple[SyncedRecord, ...]) -> date
     if current is not None:
         dates.append(current)
     return max(dates, default=None)
+
+
+# -- starting a run ----------------------------------------------------------------------------------
+
+
+class SyncStarter(Protocol):
+    def start(self, request: SyncRequest) -> bool:
+        """Start the run; False when a run with its id was started before (nothing started)."""
+        ...
+
+
+def sync_run_id(company_id: str, cause: str) -> str:
+    """One run per company and cause (a read.completed webhook's id, "initial", ...): the run id
+    is the sync state machine's execution name, so starting it twice starts it once.
+
+    At most 80 characters, as Step Functions wants: "sync-" + company id (64 at most) + "-" + 10.
+    """
+    digest = hashlib.sha256(f"{company_id}\n{cause}".encode()).hexdigest()[:10]
+    return f"sync-{company_id}-{digest}"
+
+
+def request_sync(
+    company_id: str,
+    cause: str,
+    starter: SyncStarter,
+    *,
+    modified_from: datetime | None = None,
+    full: bool = False,
+) -> SyncRequest:
+    """Start a run for `company_id` because of `cause`; a repeated cause starts nothing new.
+
+    The webhook processor calls this on `read.completed` (cause: the webhook id, modified_from:
+    its `modifiedFromDate`).
+    """
+    request = SyncRequest(
+        company_id=company_id,
+        run_id=sync_run_id(company_id, cause),
+        modified_from=modified_from,
+        full=full,
+    )
+    starter.start(request)
+    return request

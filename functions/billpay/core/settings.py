@@ -19,11 +19,17 @@ class Settings(BaseModel):
     # Functions that call Codat (billpay.codat.client) need both.
     codat_base_url: str | None = Field(default=None, alias="CODAT_BASE_URL")
     codat_api_key_secret_arn: str | None = Field(default=None, alias="CODAT_API_KEY_SECRET_ARN")
+    # Functions that read or write the SMBs' bills, suppliers and payment accounts (billpay.bills).
+    payables_table: str | None = Field(default=None, alias="PAYABLES_TABLE")
+    # The key that signs the product API's page tokens (billpay.bills.page_token).
+    page_token_key_secret_arn: str | None = Field(default=None, alias="PAGE_TOKEN_KEY_SECRET_ARN")
+    # The payables sync's state machine (to start runs).
+    payables_sync_state_machine_arn: str | None = Field(
+        default=None, alias="PAYABLES_SYNC_STATE_MACHINE_ARN"
+    )
     # Functions that publish domain events (billpay.events.publisher).
     event_bus_name: str | None = Field(default=None, alias="EVENT_BUS_NAME")
     webhook_events_table: str | None = Field(default=None, alias="WEBHOOK_EVENTS_TABLE")
-    # The product's copy of bills and accounts (billpay.bills.repository).
-    payables_table: str | None = Field(default=None, alias="PAYABLES_TABLE")
     # Payments (billpay.payments): their table, their workflow, and how patient it is (JSON of
     # billpay.payments.models.PaymentPolicy, from the stage config).
     payments_table: str | None = Field(default=None, alias="PAYMENTS_TABLE")

@@ -171,6 +171,13 @@ class InMemoryPayables:
     records: dict[tuple[str, str], SyncedRecord] = field(default_factory=dict)
     accounts: dict[str, tuple[datetime, list[PaymentAccount]]] = field(default_factory=dict)
     watermarks: dict[tuple[str, DataType], datetime] = field(default_factory=dict)
+    cursors: dict[tuple[str, str], dict] = field(default_factory=dict)
+
+    def save_cursor(self, company_id, run_id, cursor):
+        self.cursors[(company_id, run_id)] = cursor
+
+    def saved_cursor(self, company_id, run_id):
+        return self.cursors.get((company_id, run_id))
 
     def save_newer(self, company_id: str, records: Sequence[SyncedRecord]) -> SaveResult:
         written = 0

@@ -161,16 +161,29 @@ def test_a_step_stops_when_its_time_is_spent_and_the_next_resumes_at_the_next_pa
     assert len(world.store.bills_of("smb-1")) == 250
 
 
-def test_a_step_that_dies_is_retried_from_the_cursor_before_it():
+def test_a_step_that_dies_resumes_at_the_last_page_it_stored(monkeypatch):
     world = World(bills=250)
-    cursor = world.step(world.plan(), Pages(2))  # suppliers + first bills page
-    # The next step reads a page, then its Lambda dies before returning a cursor
-    world.step(cursor, Pages(1))
-    # Step Functions retries it with the same input: it re-reads that one page only
-    while not cursor.done:
-        cursor = world.step(cursor)
-    assert len(world.codat.calls) == 6  # 5 pages + the one page read again
+    start = world.plan()
+    # A step reads suppliers and two pages of bills, then dies storing the third page
+    saves = {"n": 0}
+    save_newer = world.store.save_newer
+
+    def dying(company_id, records):
+        saves["n"] += 1
+        if saves["n"] == 4:
+            raise TimeoutError("the Lambda ran out of time")
+        return save_newer(company_id, records)
+
+    monkeypatch.setattr(world.store, "save_newer", dying)
+    with pytest.raises(TimeoutError):
+        world.step(start)
+    # Step Functions runs the step again with the same input: it goes on from the saved cursor
+    cursor = world.step(start)
+    assert cursor.done
+    assert len(world.codat.calls) == 6  # 5 pages + the one whose storing died
     assert len(world.store.bills_of("smb-1")) == 250
+    # and a run started again with the same id (its first step's input) resumes too
+    assert world.plan(runId="run-1").done
 
 
 def test_codat_busy_makes_the_step_ask_for_a_wait_and_resume_at_the_same_page():
