@@ -17,6 +17,36 @@ from infra.constructs.common import acknowledge, removal_policy
 _S = dynamodb.AttributeType.STRING
 
 
+def state_table(
+    scope: Construct,
+    config: StageConfig,
+    *,
+    partition_key: str,
+    sort_key: str | None = None,
+    time_to_live_attribute: str | None = None,
+) -> dynamodb.Table:
+    """A table as every table of this stack is: on demand, encrypted, point-in-time recovery,
+    deletion-protected and retained where the stage keeps its data.
+
+    Table, not TableV2: TableV2 synthesizes AWS::DynamoDB::GlobalTable, which buys nothing for a
+    single-region kit and which the local cloud cannot deploy.
+    """
+    return dynamodb.Table(
+        scope,
+        "Table",
+        partition_key=dynamodb.Attribute(name=partition_key, type=_S),
+        sort_key=dynamodb.Attribute(name=sort_key, type=_S) if sort_key else None,
+        billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+        encryption=dynamodb.TableEncryption.AWS_MANAGED,
+        point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+            point_in_time_recovery_enabled=True
+        ),
+        time_to_live_attribute=time_to_live_attribute,
+        deletion_protection=config.retain_data,
+        removal_policy=removal_policy(config),
+    )
+
+
 class CompanyTable(Construct):
     """One item per SMB, keyed by the product's own company id, kept current from webhooks."""
 
@@ -24,22 +54,7 @@ class CompanyTable(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
         super().__init__(scope, construct_id)
-        # Table, not TableV2: TableV2 synthesizes AWS::DynamoDB::GlobalTable, which buys nothing
-        # for a single-region kit and which the local cloud cannot deploy.
-        self.table = dynamodb.Table(
-            self,
-            "Table",
-            partition_key=dynamodb.Attribute(
-                name=self.PARTITION_KEY, type=dynamodb.AttributeType.STRING
-            ),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            deletion_protection=config.retain_data,
-            removal_policy=removal_policy(config),
-        )
+        self.table = state_table(self, config, partition_key=self.PARTITION_KEY)
         # Webhooks name Codat's company id; a company whose Codat company carries no product tag
         # is found through this index (sparse: only companies Codat knows are in it).
         self.table.add_global_secondary_index(
@@ -59,18 +74,11 @@ class WebhookEventsTable(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
         super().__init__(scope, construct_id)
-        self.table = dynamodb.Table(
+        self.table = state_table(
             self,
-            "Table",
-            partition_key=dynamodb.Attribute(name=self.PARTITION_KEY, type=_S),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
+            config,
+            partition_key=self.PARTITION_KEY,
             time_to_live_attribute=self.TTL_ATTRIBUTE,
-            deletion_protection=config.retain_data,
-            removal_policy=removal_policy(config),
         )
         # Replay by time window (one partition per day received) and by company.
         for index, partition in ((BY_DAY_INDEX, "receivedDay"), (BY_COMPANY_INDEX, "companyId")):
@@ -95,23 +103,12 @@ class PayablesTable(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
         super().__init__(scope, construct_id)
-        self.table = dynamodb.Table(
+        self.table = state_table(
             self,
-            "Table",
-            partition_key=dynamodb.Attribute(
-                name=payables_table.PARTITION_KEY, type=dynamodb.AttributeType.STRING
-            ),
-            sort_key=dynamodb.Attribute(
-                name=payables_table.SORT_KEY, type=dynamodb.AttributeType.STRING
-            ),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
+            config,
+            partition_key=payables_table.PARTITION_KEY,
+            sort_key=payables_table.SORT_KEY,
             time_to_live_attribute="expiresAt",
-            deletion_protection=config.retain_data,
-            removal_policy=removal_policy(config),
         )
         for index, attribute in (
             (payables_table.BY_DUE_DATE, "dueDate"),
@@ -131,22 +128,11 @@ class PaymentTable(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
         super().__init__(scope, construct_id)
-        self.table = dynamodb.Table(
+        self.table = state_table(
             self,
-            "Table",
-            partition_key=dynamodb.Attribute(
-                name=payments_table.PARTITION_KEY, type=dynamodb.AttributeType.STRING
-            ),
-            sort_key=dynamodb.Attribute(
-                name=payments_table.SORT_KEY, type=dynamodb.AttributeType.STRING
-            ),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            deletion_protection=config.retain_data,
-            removal_policy=removal_policy(config),
+            config,
+            partition_key=payments_table.PARTITION_KEY,
+            sort_key=payments_table.SORT_KEY,
         )
 
 

@@ -8,6 +8,7 @@ Codat (Check, Submit, Reconcile), when they first do.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -73,44 +74,50 @@ def _answer(name: str, ref: PaymentRef, step: Step) -> dict[str, Any]:
     return step.to_json()
 
 
+# A step's decision: the logic function each handler runs.
+Decide = Callable[[PaymentRef, Workflow], Step]
+
+
+def _step(
+    name: str, decide: Decide, event: dict[str, Any], flow: Workflow | None
+) -> dict[str, Any]:
+    ref = PaymentRef.model_validate(event)
+    return _answer(name, ref, decide(ref, flow or default_workflow()))
+
+
 @logger.inject_lambda_context(clear_state=True)
 def take_bill(
     event: dict[str, Any], context: LambdaContext, flow: Workflow | None = None
 ) -> dict[str, Any]:
-    ref = PaymentRef.model_validate(event)
-    return _answer("TakeBill", ref, logic.take_bill(ref, flow or default_workflow()))
+    return _step("TakeBill", logic.take_bill, event, flow)
 
 
 @logger.inject_lambda_context(clear_state=True)
 def check(
     event: dict[str, Any], context: LambdaContext, flow: Workflow | None = None
 ) -> dict[str, Any]:
-    ref = PaymentRef.model_validate(event)
-    return _answer("Check", ref, logic.check(ref, flow or default_workflow()))
+    return _step("Check", logic.check, event, flow)
 
 
 @logger.inject_lambda_context(clear_state=True)
 def submit(
     event: dict[str, Any], context: LambdaContext, flow: Workflow | None = None
 ) -> dict[str, Any]:
-    ref = PaymentRef.model_validate(event)
-    return _answer("Submit", ref, logic.submit(ref, flow or default_workflow()))
+    return _step("Submit", logic.submit, event, flow)
 
 
 @logger.inject_lambda_context(clear_state=True)
 def reconcile(
     event: dict[str, Any], context: LambdaContext, flow: Workflow | None = None
 ) -> dict[str, Any]:
-    ref = PaymentRef.model_validate(event)
-    return _answer("Reconcile", ref, logic.reconcile(ref, flow or default_workflow()))
+    return _step("Reconcile", logic.reconcile, event, flow)
 
 
 @logger.inject_lambda_context(clear_state=True)
 def finish(
     event: dict[str, Any], context: LambdaContext, flow: Workflow | None = None
 ) -> dict[str, Any]:
-    ref = PaymentRef.model_validate(event)
-    return _answer("Finish", ref, logic.finish(ref, flow or default_workflow()))
+    return _step("Finish", logic.finish, event, flow)
 
 
 @logger.inject_lambda_context(clear_state=True)
