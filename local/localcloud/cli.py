@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -160,10 +161,22 @@ def running_cloud(
             f"no cloud assembly at {cdk_out.resolve()}: run `make synth` first",
             EXIT_NOT_SYNTHESIZED,
         )
-    for label, port, flag in (
+    wanted = [
         ("the local API", api_port, "--api-port / LOCALCLOUD_API_PORT"),
         ("the moto server", moto_port, "--moto-port / LOCALCLOUD_MOTO_PORT"),
-    ):
+    ]
+    if api_port:
+        # Each further REST API is served on the ports after --api-port: checked now, not after
+        # seconds of deploying.
+        for offset in range(1, _rest_api_count(cdk_out)):
+            wanted.append(
+                (
+                    f"REST API number {offset + 1} (on --api-port + {offset})",
+                    api_port + offset,
+                    "--api-port (0 for free ports)",
+                )
+            )
+    for label, port, flag in wanted:
         if port != 0 and not port_is_free(HOST, port):
             raise CliError(
                 f"port {port} on {HOST} is already in use, so {label} cannot start. Stop what "
@@ -216,6 +229,18 @@ def running_cloud(
                 yield RunningCloud(deployment, gateway.url, moto_url, urls)
     except (moto_runtime.MotoServerPortInUse, GatewayError) as exc:
         raise CliError(str(exc), EXIT_PORT_IN_USE) from exc
+
+
+def _rest_api_count(cdk_out: Path) -> int:
+    """How many REST APIs the cloud assembly's stacks define (its manifest and templates)."""
+    manifest = json.loads((cdk_out / "manifest.json").read_text())
+    count = 0
+    for artifact in manifest.get("artifacts", {}).values():
+        if artifact.get("type") == "aws:cloudformation:stack":
+            template = json.loads((cdk_out / artifact["properties"]["templateFile"]).read_text())
+            resources = template.get("Resources", {}).values()
+            count += sum(1 for r in resources if r.get("Type") == "AWS::ApiGateway::RestApi")
+    return count
 
 
 def port_is_free(host: str, port: int) -> bool:
