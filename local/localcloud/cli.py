@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -268,7 +269,9 @@ def _print_summary(cloud: RunningCloud, started: float) -> None:
         print(f"  note: {item.describe()}")
 
 
-def _wait_for_signal() -> None:
+@contextlib.contextmanager
+def _stop_on_signal() -> Iterator[threading.Event]:
+    """SIGINT and SIGTERM set the event instead of raising, from now until the block ends."""
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -276,8 +279,7 @@ def _wait_for_signal() -> None:
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while not stop.wait(0.5):
-            pass
+        yield stop
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -342,8 +344,11 @@ def dev(args: argparse.Namespace) -> int:
                         f"--onboard {name!r}: {exc}", EXIT_ONBOARDING_NOT_STARTED
                     ) from exc
                 _say(f"started onboarding {company_id} ({name}) on {args.platform}")
+            # Listen for Ctrl-C before saying so: a signal right after the banner stops cleanly.
+            stop = stack.enter_context(_stop_on_signal())
             _say("Ctrl-C stops it.")
-            _wait_for_signal()
+            while not stop.wait(0.5):
+                pass
         _say("stopping the local cloud")
     _say("stopped")
     return 0
@@ -374,3 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"localcloud: {exc}", file=sys.stderr, flush=True)
         return exc.exit_code
+    finally:
+        # All stopped by now. The interpreter's teardown would walk everything moto and the
+        # deployment allocated in repeated garbage collections: ~5 s after "stopped" without
+        # this, ~1 s with it (measured on `make dev` with the product's cdk.out).
+        gc.freeze()
