@@ -292,6 +292,16 @@ def _say(line: str) -> None:
 
 def dev(args: argparse.Namespace) -> int:
     started = time.monotonic()
+    requests = []
+    if args.onboard:
+        # Checked as the API will check them, before seconds of starting up.
+        from localcloud.onboardings import OnboardingNotStarted, onboarding_request
+
+        for name in args.onboard:
+            try:
+                requests.append(onboarding_request(name, args.platform))
+            except OnboardingNotStarted as exc:
+                raise CliError(f"--onboard {name!r}: {exc}", EXIT_ONBOARDING_NOT_STARTED) from exc
     with running_cloud(
         args.cdk_out,
         api_port=args.api_port,
@@ -336,14 +346,17 @@ def dev(args: argparse.Namespace) -> int:
                     f"  onboardings: POST {cloud.api_url}/companies starts one; each status "
                     "change is printed here, with the Link page to open while it waits"
                 )
-            for name in args.onboard:
+            for request in requests:
                 try:
-                    company_id = start_onboarding(cloud.api_url, name, args.platform)
+                    start_onboarding(cloud.api_url, request)
                 except OnboardingNotStarted as exc:
                     raise CliError(
-                        f"--onboard {name!r}: {exc}", EXIT_ONBOARDING_NOT_STARTED
+                        f"--onboard {request.name!r}: {exc}", EXIT_ONBOARDING_NOT_STARTED
                     ) from exc
-                _say(f"started onboarding {company_id} ({name}) on {args.platform}")
+                _say(
+                    f"started onboarding {request.company_id} ({request.name}) "
+                    f"on {request.platform_key}"
+                )
             # Listen for Ctrl-C before saying so: a signal right after the banner stops cleanly.
             stop = stack.enter_context(_stop_on_signal())
             _say("Ctrl-C stops it.")

@@ -15,9 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
 from billpay.companies.models import CompanyRecord, CompanyStatus
 from billpay.core.dynamo import from_dynamo
+from billpay.onboarding.models import StartOnboarding
 
 LOG = logging.getLogger(__name__)
 
@@ -102,12 +104,26 @@ class OnboardingNotStarted(RuntimeError):
     pass
 
 
-def start_onboarding(api_url: str, name: str, platform_key: str = DEFAULT_PLATFORM) -> str:
-    """Start onboarding `name` through the product API, as the product backend would; returns
-    the company id (derived from the name). OnboardingNotStarted says what the API refused."""
+def onboarding_request(name: str, platform_key: str = DEFAULT_PLATFORM) -> StartOnboarding:
+    """The body of POST /companies for `name` (its company id derived from the name), checked as
+    the API checks it; OnboardingNotStarted says what is wrong with it."""
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "company"
-    company_id = f"{slug}-{secrets.token_hex(3)}"
-    body = {"companyId": company_id, "name": name, "platformKey": platform_key}
+    body = {
+        "companyId": f"{slug}-{secrets.token_hex(3)}",
+        "name": name,
+        "platformKey": platform_key,
+    }
+    try:
+        return StartOnboarding.model_validate(body)
+    except ValidationError as exc:
+        problems = "; ".join(error["msg"] for error in exc.errors())
+        raise OnboardingNotStarted(problems) from None
+
+
+def start_onboarding(api_url: str, request: StartOnboarding) -> str:
+    """Start onboarding through the product API, as the product backend would; returns the
+    company id. OnboardingNotStarted says what the API refused."""
+    body = request.model_dump(mode="json", by_alias=True, exclude_none=True)
     try:
         answer = httpx.post(f"{api_url}/companies", json=body, timeout=60)
     except httpx.HTTPError as exc:
@@ -116,4 +132,4 @@ def start_onboarding(api_url: str, name: str, platform_key: str = DEFAULT_PLATFO
         raise OnboardingNotStarted(
             f"POST {api_url}/companies answered {answer.status_code}: {answer.text[:500]}"
         )
-    return company_id
+    return request.company_id

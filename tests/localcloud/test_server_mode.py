@@ -231,3 +231,29 @@ def test_dev_checks_the_ports_after_api_port_for_the_other_rest_apis(product_cdk
     assert process.returncode == 3
     assert f"port {port} on 127.0.0.1 is already in use, so REST API number 2" in stderr
     assert "--api-port (0 for free ports)" in stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--onboard", "(#)", "the name has no character Codat accepts"),
+        ("--platform", "nope", "unknown platform key 'nope'"),
+    ],
+)
+def test_dev_refuses_an_onboarding_the_api_would_refuse_before_starting(
+    product_cdk_out, option, value, message
+):
+    args = {"--onboard": "Acme Ltd", "--platform": "gbol", option: value}
+    process = _dev(
+        "--cdk-out",
+        str(product_cdk_out),
+        "--api-port",
+        "0",
+        "--moto-port",
+        "0",
+        *[item for pair in args.items() for item in pair],
+    )
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 5
+    assert message in stderr
+    assert "--onboard '" in stderr
