@@ -158,10 +158,8 @@ ALL_COMMANDS = [command for path in DOCS for command in commands_in(path)]
 
 RUN_HERE: dict[str, str] = {
     "make help": "lists the targets",
-    "export CODAT_EMULATOR_API_KEY=$(python -c 'import secrets; print(secrets.token_urlsafe(24))')":
-        "a random key in the environment (the venv's python)",
-    'AUTH="Authorization: Basic $(printf %s "$CODAT_EMULATOR_API_KEY" | base64)"':
-        "the emulator's Basic auth header",
+    "export CODAT_EMULATOR_API_KEY=$(python -c 'import secrets; print(secrets.token_urlsafe(24))')": "a random key in the environment (the venv's python)",
+    'AUTH="Authorization: Basic $(printf %s "$CODAT_EMULATOR_API_KEY" | base64)"': "the emulator's Basic auth header",
     "E=http://127.0.0.1:4010": "a variable",
     "API=${API%/}": "strips the trailing slash of ApiUrl",
     "export AWS_PROFILE=billpay-dev": "a variable",
@@ -179,7 +177,9 @@ DEV_SERVER = (
 )
 DEV_CTRL_C = "tests/localcloud/test_server_mode.py::test_dev_serves_until_ctrl_c_then_stops_cleanly"
 EMULATOR_CLI = "tests/emulator/test_cli.py::test_configured_key_is_used_and_never_printed"
-CODAT_SETUP = "tests/emulator/test_codat_setup.py::test_the_webhook_consumer_is_created_once_for_the_url"
+CODAT_SETUP = (
+    "tests/emulator/test_codat_setup.py::test_the_webhook_consumer_is_created_once_for_the_url"
+)
 REPLAY = (
     "tests/unit/ops/test_webhook_ops.py::"
     "test_replay_sends_every_chosen_id_and_counts_the_applied_ones"
@@ -187,7 +187,9 @@ REPLAY = (
 REDRIVE = "tests/unit/ops/test_webhook_ops.py::test_the_redrive_moves_every_dead_letter_back"
 STAGE_CONFIG = "tests/unit/test_stage_config.py::test_overrides_from_json_context_are_validated"
 ONBOARDING_LOCAL = "tests/localcloud/test_onboarding.py"
-NEEDS_AWS = "needs AWS credentials and a deployed stage; what can be checked offline is checked here"
+NEEDS_AWS = (
+    "needs AWS credentials and a deployed stage; what can be checked offline is checked here"
+)
 SYNTH_SLOW = "a full synth (about a minute); `make test` synthesizes before pytest"
 
 MAPPED: dict[str, tuple[str, str]] = {
@@ -242,17 +244,17 @@ MAPPED: dict[str, tuple[str, str]] = {
         "needs `make emulator`; the route is checked here",
     ),
     "curl -s -H \"$AUTH\" -H 'content-type: application/json' $E/companies -d "
-    "'{\"name\":\"Toft Stores\"}'": (
+    '\'{"name":"Toft Stores"}\'': (
         "tests/emulator/test_contract_companies.py",
         "needs `make emulator`; the route is checked here",
     ),
     "curl -s -H \"$AUTH\" -H 'content-type: application/json' $E/companies/$CO/connections -d "
-    "'{\"platformKey\":\"gbol\"}'": (
+    '\'{"platformKey":"gbol"}\'': (
         "tests/emulator/test_contract_companies.py",
         "needs `make emulator`; the route is checked here",
     ),
     "curl -s -H \"$AUTH\" -H 'content-type: application/json' "
-    "$E/_emulator/link/$CO/connections/$CONN -d '{\"action\":\"authorize\",\"size\":500}'": (
+    '$E/_emulator/link/$CO/connections/$CONN -d \'{"action":"authorize","size":500}\'': (
         "tests/emulator/test_link_pages.py",
         "needs `make emulator`; the route is checked here",
     ),
@@ -291,7 +293,7 @@ MAPPED: dict[str, tuple[str, str]] = {
     "npx cdk": (CLI_SYNTH, "the pinned CLI, run offline by the test"),
     "npx cdk deploy --all -c stage=$(STAGE)": (CLI_SYNTH, NEEDS_AWS),
     "npx cdk deploy --all -c stage=dev": (CLI_SYNTH, NEEDS_AWS),
-    "npx cdk deploy --all -c stage=prod -c 'config={\"alarm_email\": \"oncall@example.com\", "
+    'npx cdk deploy --all -c stage=prod -c \'config={"alarm_email": "oncall@example.com", '
     '"webhook_source_cidrs": ["4.159.114.108/32", "20.117.190.191/32"]}\'': (CLI_SYNTH, NEEDS_AWS),
     "npx cdk diff --all -c stage=prod": (CLI_SYNTH, NEEDS_AWS),
     "npx cdk bootstrap aws://ACCOUNT/REGION": (CLI_SYNTH, NEEDS_AWS),
@@ -365,12 +367,12 @@ MAPPED: dict[str, tuple[str, str]] = {
         ONBOARDING_LOCAL,
         NEEDS_AWS,
     ),
-    "aws stepfunctions start-execution --state-machine-arn \"$ARN\" --name onboard-smb-1 --input "
+    'aws stepfunctions start-execution --state-machine-arn "$ARN" --name onboard-smb-1 --input '
     '\'{"companyId": "smb-1", "name": "Acme Ltd", "platformKey": "gbol"}\'': (
         ONBOARDING_LOCAL,
         NEEDS_AWS + "; the local-cloud tests start executions the same way",
     ),
-    "curl -s -X POST \"$API/companies\" -H 'content-type: application/json' -d '{\"companyId\": "
+    'curl -s -X POST "$API/companies" -H \'content-type: application/json\' -d \'{"companyId": '
     '"smb-1", "name": "Acme Ltd", "platformKey": "gbol", "redirectUrl": '
     '"https://app.example.com/linked", "tags": {"tier": "gold"}}\'': (
         ONBOARDING_LOCAL,
@@ -378,7 +380,7 @@ MAPPED: dict[str, tuple[str, str]] = {
     ),
     'curl -s --aws-sigv4 "aws:amz:eu-west-2:execute-api" --user '
     '"$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -H "x-amz-security-token: $AWS_SESSION_TOKEN" '
-    "-H 'content-type: application/json' -X POST \"$API/companies\" -d '{\"companyId\": "
+    '-H \'content-type: application/json\' -X POST "$API/companies" -d \'{"companyId": '
     '"smb-1", "name": "Acme Ltd", "platformKey": "gbol"}\'': (
         "tests/infra/test_service_stack.py",
         NEEDS_AWS + " (IAM is not enforced locally); every method's AWS_IAM auth is asserted",
@@ -408,7 +410,7 @@ MAPPED: dict[str, tuple[str, str]] = {
         NEEDS_AWS + "; the same conditional delete is the repository's unlock_bill",
     ),
     "aws stepfunctions start-execution --state-machine-arn <PayablesSyncStateMachineArn> --name "
-    "full-smb-1-2026-11-25 --input '{\"companyId\": \"smb-1\", \"runId\": "
+    'full-smb-1-2026-11-25 --input \'{"companyId": "smb-1", "runId": '
     '"full-smb-1-2026-11-25", "full": true}\'': ("tests/localcloud/test_payables.py", NEEDS_AWS),
     "aws dynamodb scan --table-name ...": (DEV_SERVER, "needs `make dev`"),
     # Tear-down of what prod retains: AWS.
@@ -631,3 +633,68 @@ def test_emulator_curls_hit_its_routes():
         assert Match.FULL in matches, f"{command}: no {method} route for {scope['path']}"
         checked += 1
     assert checked >= 6
+
+
+# -- the code and payloads the docs show -------------------------------------------------------------
+
+
+def _blocks(path: Path, language: str) -> list[str]:
+    pattern = rf"^```{language}\n(.*?)^```"
+    return re.findall(pattern, path.read_text(), flags=re.MULTILINE | re.DOTALL)
+
+
+def test_the_sigv4_example_signs_a_request(monkeypatch):
+    (source,) = [b for b in _blocks(ROOT / "docs" / "integration.md", "python") if "SigV4" in b]
+    key_id = "AKIA" + secrets.token_hex(8).upper()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secrets.token_urlsafe(30))
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    namespace: dict[str, object] = {}
+    exec(compile(source, "docs/integration.md", "exec"), namespace)  # noqa: S102 - the doc's own code
+    url = "https://abc123.execute-api.eu-west-2.amazonaws.com/dev/companies"
+    body = {"companyId": "smb-1", "name": "Acme Ltd", "platformKey": "gbol"}
+    request = namespace["signed_request"]("POST", url, body, "eu-west-2")  # type: ignore[operator]
+    headers = {k.lower(): v for k, v in request.header_items()}
+    assert request.get_method() == "POST"
+    assert request.full_url == url
+    assert json.loads(request.data) == body
+    assert headers["content-type"] == "application/json"
+    assert headers["authorization"].startswith(f"AWS4-HMAC-SHA256 Credential={key_id}/")
+    assert "/eu-west-2/execute-api/aws4_request" in headers["authorization"]
+    assert re.fullmatch(r"\d{8}T\d{6}Z", headers["x-amz-date"])
+
+
+def _event_models() -> dict[str, type]:
+    from billpay.events.models import DomainEvent
+    from billpay.onboarding import events as onboarding_events  # noqa: F401 - registers them
+
+    models: dict[str, type] = {}
+    pending = list(DomainEvent.__subclasses__())
+    while pending:
+        model = pending.pop()
+        pending.extend(model.__subclasses__())
+        if "DETAIL_TYPE" in vars(model):
+            models[model.DETAIL_TYPE] = model
+    return models
+
+
+def test_every_event_is_documented_and_every_example_parses():
+    events_md = ROOT / "docs" / "events.md"
+    models = _event_models()
+    assert len(models) >= 11
+    text = events_md.read_text()
+    undocumented = [name for name in models if name not in text]
+    assert not undocumented, f"events.md does not describe {undocumented}"
+    examples = [json.loads(block) for block in _blocks(events_md, "json")]
+    shown = set()
+    for example in examples:
+        model = models[example["detail-type"]]
+        assert example["source"] == "billpay"
+        detail = dict(example["detail"])
+        assert detail.pop("schemaVersion") == model.SCHEMA_VERSION
+        fields = {info.alias or name for name, info in model.model_fields.items()}
+        assert detail.keys() <= fields, f"{model.__name__}: unknown {detail.keys() - fields}"
+        model.model_validate(detail)
+        shown.add(example["detail-type"])
+    assert len(shown) >= 8
