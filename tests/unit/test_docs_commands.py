@@ -236,6 +236,8 @@ MAPPED: dict[str, tuple[str, str]] = {
         "needs `make dev`; the test reads the company until PENDING_LINK with the emulator's Link",
     ),
     "make emulator": (EMULATOR_CLI, "a server until Ctrl-C; the test runs the same command"),
+    "CODAT_EMULATOR_API_KEY=$(python -c 'import secrets; print(secrets.token_urlsafe(24))') "
+    "codat-emulator": (EMULATOR_CLI, "a server until Ctrl-C; the test runs it with a key it made"),
     "curl -s -H \"$AUTH\" -H 'content-type: application/json' $E/webhooks -d "
     '\'{"url":"http://127.0.0.1:8000/codat/webhooks","eventTypes":["connection.connected",'
     '"read.completed.initial","read.completed","bills.write.successful",'
@@ -243,13 +245,15 @@ MAPPED: dict[str, tuple[str, str]] = {
         "tests/emulator/test_webhooks_delivery.py",
         "needs `make emulator`; the route is checked here",
     ),
-    "curl -s -H \"$AUTH\" -H 'content-type: application/json' $E/companies -d "
-    '\'{"name":"Toft Stores"}\'': (
+    "CO=$(curl -s -H \"$AUTH\" -H 'content-type: application/json' $E/companies -d "
+    '\'{"name":"Toft Stores"}\' | python -c \'import json, sys; '
+    'print(json.load(sys.stdin)["id"])\')': (
         "tests/emulator/test_contract_companies.py",
         "needs `make emulator`; the route is checked here",
     ),
-    "curl -s -H \"$AUTH\" -H 'content-type: application/json' $E/companies/$CO/connections -d "
-    '\'{"platformKey":"gbol"}\'': (
+    "CONN=$(curl -s -H \"$AUTH\" -H 'content-type: application/json' $E/companies/$CO/connections "
+    '-d \'{"platformKey":"gbol"}\' | python -c \'import json, sys; '
+    'print(json.load(sys.stdin)["id"])\')': (
         "tests/emulator/test_contract_companies.py",
         "needs `make emulator`; the route is checked here",
     ),
@@ -623,7 +627,7 @@ def test_emulator_curls_hit_its_routes():
     app = create_app(EmulatorConfig(api_key="k" * 24))
     checked = 0
     for command in ALL_COMMANDS:
-        if not command.text.startswith("curl ") or "$E" not in command.text:
+        if "curl " not in command.text or "$E" not in command.text:
             continue
         words = shlex.split(command.text.replace("$CO", "co-1").replace("$CONN", "conn-1"))
         (url,) = [w for w in words if w.startswith("$E")]
