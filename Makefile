@@ -12,6 +12,9 @@ PY := $(VENV)/bin/python
 LAMBDA_VENV := .venv-lambda-python
 STAGE ?= dev
 PYTEST_ARGS ?=
+# CI has 2 cores: one pytest worker each, a test file's tests kept on one worker (module fixtures
+# such as a running product are built once per file).
+PYTEST_PARALLEL ?= -n 2 --dist loadfile
 # Node 20 is past its end of life: jsii (synth) and the CDK CLI's AWS SDK (deploy, diff) each print
 # a notice about it on every run. They say nothing about this project; Node 22+ prints neither.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -54,13 +57,13 @@ browser-deps: ## Debian's Chromium for the Link page browser test
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 test: lint typecheck synth browser-deps node_modules/.installed ## everything CI runs: lint, types, every test tier
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-lambda-python
 
 test-lambda-python: install ## the shipped code's unit tests again, on the Lambda runtime's Python
 	@python=$$($(PY) -m infra.bytecode) || exit 1; \
 	UV_PROJECT_ENVIRONMENT=$(abspath $(LAMBDA_VENV)) $(UV) sync --frozen --quiet --python "$$python"
-	$(LAMBDA_VENV)/bin/python -m pytest tests/unit/billpay -p no:cacheprovider $(PYTEST_ARGS)
+	$(LAMBDA_VENV)/bin/python -m pytest tests/unit/billpay -p no:cacheprovider $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 test-unit: install ## unit tier only (sockets blocked)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
