@@ -77,7 +77,7 @@ test-localcloud: synth ## the synthesized template running on the local cloud
 test-emulator: install browser-deps ## Codat emulator contract tests through the real SDK
 	$(PY) -m pytest tests/emulator $(PYTEST_ARGS)
 
-test-e2e: synth ## the journey through the local API, as `make demo` runs it
+test-e2e: synth browser-deps ## the journey through the local API, as `make demo` and `make dev` run it
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 synth: install ## synthesize into cdk.out; builds the dependency layer with pip, no Docker (cached by hash)

@@ -172,8 +172,11 @@ CLI_SYNTH = "tests/infra/test_cdk_cli.py::test_the_cli_synth_is_for_the_account_
 CLI_NO_WARNING = "tests/infra/test_cdk_cli.py::test_the_cli_prints_no_warning"
 RETAINED = "tests/infra/test_state_stack.py::test_dev_data_is_disposable_but_prod_data_is_retained"
 DEV_SERVER = (
-    "tests/localcloud/test_server_mode.py::"
-    "test_dev_runs_a_codat_emulator_the_product_calls_instead_of_codat"
+    "tests/e2e/test_make_dev.py::test_dev_runs_a_codat_emulator_the_product_calls_instead_of_codat"
+)
+DEV_BROWSER = (
+    "tests/e2e/test_make_dev.py::"
+    "test_authorize_in_a_browser_on_the_printed_link_page_makes_the_company_ready"
 )
 DEV_CTRL_C = "tests/localcloud/test_server_mode.py::test_dev_serves_until_ctrl_c_then_stops_cleanly"
 EMULATOR_CLI = "tests/emulator/test_cli.py::test_configured_key_is_used_and_never_printed"
@@ -205,6 +208,7 @@ MAPPED: dict[str, tuple[str, str]] = {
     "make test-lambda-python": ("make test", "run by `make test` after pytest"),
     "make test-unit": ("make test", "one tier of what `make test` runs"),
     "make test-localcloud": ("make test", "one tier of what `make test` runs"),
+    "make test-e2e": ("make test", "one tier of what `make test` runs"),
     "make format": ("make lint", "rewrites files; `make lint` checks the same rules"),
     ".venv/bin/python -m pytest tests/localcloud/test_payments.py -q": (
         "tests/localcloud/test_payments.py",
@@ -221,6 +225,11 @@ MAPPED: dict[str, tuple[str, str]] = {
     # The local cloud and the emulator: long-running servers.
     "make dev": (DEV_SERVER, "a server until Ctrl-C; the test runs it and onboards through it"),
     "python -m localcloud dev": (DEV_CTRL_C, "what `make dev` runs"),
+    '.venv/bin/python -m localcloud dev --onboard "Acme Ltd" --time-scale 0.01': (
+        DEV_BROWSER,
+        "a server until Ctrl-C; the test runs it with --onboard, authorizes the printed Link page "
+        "in headless Chromium and sees READY",
+    ),
     "python -m localcloud.lambda_bootstrap": (
         "tests/localcloud/test_server_mode.py::"
         "test_subprocess_runner_on_a_moto_server_runs_the_state_machine",
@@ -339,8 +348,7 @@ MAPPED: dict[str, tuple[str, str]] = {
     ".venv/bin/python -m ops redrive-dlq --stage dev": (REDRIVE, NEEDS_AWS),
     "aws secretsmanager put-secret-value --secret-id <CodatApiKeySecretArn> "
     "--secret-string '<api key>'": (
-        "tests/localcloud/test_server_mode.py::"
-        "test_dev_runs_a_codat_emulator_the_product_calls_instead_of_codat",
+        DEV_SERVER,
         NEEDS_AWS + "; `make dev` puts the emulator's key in the same secret",
     ),
     "aws secretsmanager put-secret-value --secret-id <CodatWebhookSecretArn> "
