@@ -162,8 +162,25 @@ class Timeline:
         self.end(number, time.monotonic() - began, ok=True)
 
 
+class _RunningStep:
+    """A step's row while it runs: a spinner and the time so far, as of each refresh."""
+
+    def __init__(self, number: int, title: str) -> None:
+        from rich.spinner import Spinner
+
+        self.title = f"{number}. {title}"
+        self.began = time.monotonic()
+        self.spinner = Spinner("dots")
+
+    def __rich_console__(self, console: Any, options: Any) -> Iterator[Any]:
+        self.spinner.update(text=f"[bold]{self.title}[/]  {time.monotonic() - self.began:.1f} s")
+        yield self.spinner
+
+
 class RichTimeline(Timeline):
-    """The same timeline, live in a terminal: a spinner on the running step, durations, tables."""
+    """The same timeline, live in a terminal: rows printed as they happen (so a long run scrolls
+    as any output does), under them the running step with a spinner and its time so far; the
+    summary as tables."""
 
     def __init__(self, out: TextIO) -> None:
         from rich.console import Console
@@ -171,55 +188,44 @@ class RichTimeline(Timeline):
 
         super().__init__(out)
         self.console = Console(file=out)
-        self._rows: list[Any] = []
-        self._running: tuple[int, str, float] | None = None
+        self._running: _RunningStep | None = None
         # The handlers' output goes to the demo's log, not above the live display.
         self._live = Live(
             console=self.console,
             refresh_per_second=12,
-            transient=False,
+            transient=True,
             redirect_stdout=False,
             redirect_stderr=False,
         )
         self._live.start()
 
-    def _render(self) -> None:
-        from rich.console import Group
-        from rich.spinner import Spinner
-
-        rows = list(self._rows)
-        if self._running is not None:
-            number, title, began = self._running
-            rows.append(Spinner("dots", f"{number}. {title}  {time.monotonic() - began:.1f} s"))
-        self._live.update(Group(*rows), refresh=True)
-
     def _add(self, markup: str) -> None:
         from rich.text import Text
 
         with self._lock:
-            self._rows.append(Text.from_markup(f"[dim]{self.elapsed():6.2f}s[/] {markup}"))
-            self._render()
+            self._live.console.print(Text.from_markup(f"[dim]{self.elapsed():6.2f}s[/] {markup}"))
 
     def begin(self, number: int, title: str) -> None:
         with self._lock:
-            self._running = (number, title, time.monotonic())
-            self._render()
+            self._running = _RunningStep(number, title)
+            self._add(f"[bold]{self._running.title}[/]")
+            self._live.update(self._running, refresh=True)
 
     def end(self, number: int, seconds: float, ok: bool) -> None:
         with self._lock:
-            title = self._running[1] if self._running else ""
             self._running = None
-            mark = "[green]✔[/]" if ok else "[red]✘[/]"
-            self._add(f"{mark} [bold]{number}. {title}[/] [dim]({seconds:.2f} s)[/]")
+            self._live.update("", refresh=True)
+            mark = "[green]✔ done[/]" if ok else "[red]✘ FAILED[/]"
+            self._add(f"  {mark}: step {number} [dim]in {seconds:.2f} s[/]")
 
     def note(self, text: str) -> None:
         from rich.markup import escape
 
-        self._add(f"     {escape(text)}")
+        self._add(f"    {escape(text)}")
 
     def webhook(self, event_type: str, status: int | None, ms: float) -> None:
         colour = "cyan" if status == 200 else "yellow"
-        self._add(f"     [{colour}]⇢ webhook {event_type} → {status}[/] [dim]({ms:.0f} ms)[/]")
+        self._add(f"    [{colour}]⇢ webhook {event_type} → {status}[/] [dim]({ms:.0f} ms)[/]")
 
     def summary(self, result: JourneyResult) -> None:
         self.close()
@@ -228,9 +234,8 @@ class RichTimeline(Timeline):
 
     def close(self) -> None:
         with self._lock:
-            self._running = None
-            self._render()
-            self._live.stop()
+            if self._live.is_started:
+                self._live.stop()
 
 
 class WebhookWatcher:
@@ -348,11 +353,18 @@ def summary_tables(result: JourneyResult) -> list[Any]:
     company.add_row("platform", result.options.platform)
     company.add_row("Codat company", result.codat_company_id)
     company.add_row("bills in the books", str(result.bills_total))
-    bills = Table(title="Bills (amount due, status)")
-    for column in ("what happened", "bill", "before", "after"):
-        bills.add_column(column)
+    bills = Table(title="Bills: the product's copy before and after")
+    for column in ("what happened", "bill", "due before", "status", "due after", "status"):
+        bills.add_column(column, justify="right" if column.startswith("due") else "left")
     for bill_id, (role, before, after) in result.bills.items():
-        bills.add_row(role, bill_id[:8], _bill_line(before), _bill_line(after))
+        bills.add_row(
+            role,
+            bill_id[:8],
+            f"{before['amountDue']} {before['currency']}",
+            before["status"],
+            f"{after['amountDue']} {after['currency']}",
+            after["status"],
+        )
     payments = Table(title="Payments")
     for column in ("paymentId", "amount", "status", "attempts", "history"):
         payments.add_column(column)
