@@ -171,3 +171,33 @@ def test_help_lists_the_options():
     )
     for option in ("--platform", "--bills", "--faults", "--cdk-out"):
         assert option in result.stdout
+
+
+MAKE_DEMO_WITH_OPTIONS = 'make demo DEMO_ARGS="--platform qhyg --bills 150 --faults"'
+
+
+def test_make_demo_runs_the_demo_with_demo_args():
+    # `make demo` is `python -m localcloud demo $(DEMO_ARGS)` (after synth): the command the tests
+    # here run, and the options test_journey.py plays
+    dry_run = subprocess.run(
+        ["make", "-n", "demo", "DEMO_ARGS=--platform qhyg --bills 150 --faults"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = dry_run.stdout.splitlines()
+    assert lines[-1] == ".venv/bin/python -m localcloud demo --platform qhyg --bills 150 --faults"
+    assert any("app.py" in line for line in lines[:-1])  # synthesized first
+
+
+def test_every_command_in_the_demo_doc_is_one_these_tests_run():
+    doc = (ROOT / "docs" / "demo.md").read_text()
+    blocks = re.findall(r"```sh\n(.*?)```", doc, re.DOTALL)
+    commands = {line.strip() for block in blocks for line in block.splitlines() if line.strip()}
+    assert commands == {
+        "make demo",  # test_the_demo_journey_succeeds_end_to_end, test_make_demo_runs_…
+        MAKE_DEMO_WITH_OPTIONS,  # test_journey.py's options, test_make_demo_runs_…
+        ".venv/bin/python -m localcloud demo --help",  # test_help_lists_the_options
+    }
