@@ -404,7 +404,11 @@ def _expect(response: httpx.Response, status: int, what: str) -> Any:
 
 
 def until(
-    read: Callable[[], Any], done: Callable[[Any], bool], what: str, timeout: float = 60
+    read: Callable[[], Any],
+    done: Callable[[Any], bool],
+    what: str,
+    timeout: float = 60,
+    every: float = 0.1,
 ) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -413,7 +417,7 @@ def until(
             return current
         if time.monotonic() > deadline:
             raise JourneyFailed(f"{what} did not happen within {timeout:.0f} s: {current}")
-        time.sleep(0.05)
+        time.sleep(every)
 
 
 def _check(condition: bool, what: str) -> None:
@@ -565,8 +569,11 @@ class Journey:
             )
             total = self.books()
             self.result.bills_total = total
-            copied = until(
-                self.bills, lambda b: len(b) == total, f"the initial load of {total} bills"
+            copied = until(  # every page read is an API call: not too often
+                self.bills,
+                lambda b: len(b) == total,
+                f"the initial load of {total} bills",
+                every=0.3,
             )
             statuses = Counter(b["status"] for b in copied)
             self.timeline.note(
