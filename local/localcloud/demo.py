@@ -524,7 +524,8 @@ class Journey:
             }
             started = _expect(self.api.post("/companies", json=body), 202, "start onboarding")
             self.onboarding_arn = started["executionArn"]
-            self.timeline.note(f"POST /companies -> 202, workflow {self.onboarding_arn[-40:]}")
+            name = self.onboarding_arn.rsplit(":", 1)[-1]
+            self.timeline.note(f"POST /companies -> 202, onboarding workflow {name} started")
             pending = until(
                 self.company, lambda c: c["waitingFor"] == "authorization", "the Link URL"
             )
