@@ -15,6 +15,7 @@ PYTEST_ARGS ?=
 # CI has 2 cores: one pytest worker each, a test file's tests kept on one worker (module fixtures
 # such as a running product are built once per file).
 PYTEST_PARALLEL ?= -n 2 --dist loadfile
+DEMO_ARGS ?=
 # Node 20 is past its end of life: jsii (synth) and the CDK CLI's AWS SDK (deploy, diff) each print
 # a notice about it on every run. They say nothing about this project; Node 22+ prints neither.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -83,8 +84,8 @@ test-e2e: synth browser-deps ## the journey through the local API, as `make demo
 synth: install ## synthesize into cdk.out; builds the dependency layer with pip, no Docker (cached by hash)
 	$(PY) app.py -c stage=$(STAGE)
 
-demo: synth ## run the journey locally on the local cloud (no AWS, no Codat, no Docker)
-	$(PY) -m localcloud demo
+demo: synth ## run the Bill Pay journey on the local cloud (no AWS, no Codat, no Docker); DEMO_ARGS="--faults"
+	$(PY) -m localcloud demo $(DEMO_ARGS)
 
 dev: synth ## keep the local cloud running (moto + local API on 127.0.0.1)
 	$(PY) -m localcloud dev

@@ -160,12 +160,13 @@ class PayablesSync(Construct):
             "LambdaInvoke may call the function's versions and aliases; still this one function.",
         )
 
-        # A run for every read of the books and every late bill write outcome: the webhook
-        # processor publishes them on the integration bus (billpay.webhooks.logic).
+        # A run when onboarding reaches READY (the initial load), for every read of the books and
+        # every late bill write outcome: onboarding and the webhook processor publish them on the
+        # integration bus (billpay.onboarding.steps, billpay.webhooks.logic).
         self.requester = functions.function(
             "RequestPayablesSync",
             handler=constants.REQUEST_PAYABLES_SYNC_HANDLER,
-            description="Payables sync: start a run when Codat read the books or wrote a bill",
+            description="Payables sync: start a run on READY, a read of the books or a bill write",
             environment={
                 constants.ENV_COMPANIES_TABLE: companies.table_name,
                 constants.ENV_PAYABLES_SYNC_STATE_MACHINE_ARN: self.state_machine.state_machine_arn,
@@ -176,7 +177,7 @@ class PayablesSync(Construct):
             self,
             "OnBooksChanged",
             event_bus=event_bus,
-            description="Codat read the books, or a bill write reached the platform",
+            description="A company READY, a read of the books, or a bill write reached the platform",
             event_pattern=events.EventPattern(
                 source=[EVENT_SOURCE], detail_type=sorted(SYNC_CAUSES)
             ),

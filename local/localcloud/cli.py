@@ -4,8 +4,8 @@ dev   moto server + cdk.out deployed + the local API, on fixed ports, next to a 
       emulator the product calls as Codat, until Ctrl-C. Prints each onboarding's status as it
       changes, with the Link page to open while it waits for authorization; `--onboard NAME`
       starts one at once.
-demo  cdk.out on an in-process local cloud next to a fresh Codat emulator, then the onboarding
-      journey to READY through the local API and the emulator's Link page, then exit.
+demo  cdk.out on an in-process local cloud next to a fresh Codat emulator, then the Bill Pay
+      journey (onboarding, bills, payments, a change in the accounting software), then exit.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ EXIT_PORT_IN_USE = 3
 EXIT_NOT_SYNTHESIZED = 2
 EXIT_DEPLOY_FAILED = 4
 EXIT_ONBOARDING_NOT_STARTED = 5
+# The demo pays two Open bills and changes two more in the accounting software.
+MIN_DEMO_BILLS = 10
 
 
 @dataclass
@@ -93,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
         ("dev", "keep the local cloud running (Ctrl-C stops it)"),
-        ("demo", "walk onboarding to READY on a fresh local cloud and Codat emulator, then exit"),
+        ("demo", "play the Bill Pay journey on a fresh local cloud and Codat emulator, then exit"),
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument(
@@ -142,7 +144,57 @@ def _parser() -> argparse.ArgumentParser:
                 default="gbol",
                 help="the accounting platform --onboard links (default gbol, Xero)",
             )
+        else:
+            _demo_options(command)
     return parser
+
+
+def _platform(value: str) -> str:
+    from codat_emulator.store import PLATFORMS
+
+    for key, name in PLATFORMS.items():
+        if value.lower() in (key, name.lower()):
+            return key
+    known = ", ".join(f"{key} ({name})" for key, name in PLATFORMS.items())
+    raise argparse.ArgumentTypeError(f"{value!r} is not a platform the emulator knows: {known}")
+
+
+def _bills(value: str) -> int:
+    from codat_emulator.seed import MAX_BILLS
+
+    try:
+        bills = int(value)
+    except ValueError:
+        bills = -1
+    if not MIN_DEMO_BILLS <= bills <= MAX_BILLS:
+        raise argparse.ArgumentTypeError(
+            f"give a number of bills from {MIN_DEMO_BILLS} to {MAX_BILLS}"
+        )
+    return bills
+
+
+def _demo_options(command: argparse.ArgumentParser) -> None:
+    from codat_emulator.seed import DEFAULT_BILLS
+
+    command.add_argument(
+        "--platform",
+        type=_platform,
+        default="gbol",
+        help="the SMB's accounting platform: a key or name the emulator knows, e.g. qhyg or "
+        "'QuickBooks Online' (default gbol, Xero)",
+    )
+    command.add_argument(
+        "--bills",
+        type=_bills,
+        default=DEFAULT_BILLS,
+        help=f"bills in the SMB's books (default {DEFAULT_BILLS})",
+    )
+    command.add_argument(
+        "--faults",
+        action="store_true",
+        help="Codat answers a 503 and a 429 on the way and a payment ambiguously (applied, then "
+        "a 500): watch the retries and the reconciliation",
+    )
 
 
 @contextlib.contextmanager
@@ -373,9 +425,10 @@ def demo(args: argparse.Namespace) -> int:
             f"no cloud assembly at {args.cdk_out.resolve()}: run `make synth` first",
             EXIT_NOT_SYNTHESIZED,
         )
-    from localcloud.demo import run_demo
+    from localcloud.demo import DemoOptions, run_demo
 
-    return run_demo(args.cdk_out)
+    options = DemoOptions(platform_key=args.platform, bills=args.bills, faults=args.faults)
+    return run_demo(args.cdk_out, options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

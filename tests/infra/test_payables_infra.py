@@ -142,7 +142,12 @@ def test_a_run_starts_on_every_read_of_the_books_and_late_bill_write(dev):
         {
             "EventPattern": {
                 "source": ["billpay"],
-                "detail-type": ["BillWriteFailed", "BillWriteSucceeded", "CompanyDataRead"],
+                "detail-type": [
+                    "BillWriteFailed",
+                    "BillWriteSucceeded",
+                    "CompanyDataRead",
+                    "CompanyReady",
+                ],
             },
             "Targets": [Match.object_like({"RetryPolicy": {"MaximumRetryAttempts": 8}})],
         },

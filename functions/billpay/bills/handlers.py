@@ -91,10 +91,12 @@ def sync_payables(
     return cursor.to_state()
 
 
-# Domain events (billpay.events.models, published by the webhook processor) that mean Codat's
-# copy of the books may have changed: a read completed, or a bill write reached the platform
-# (or failed there) after its synchronous answer.
-SYNC_CAUSES = frozenset({"CompanyDataRead", "BillWriteSucceeded", "BillWriteFailed"})
+# Domain events on the integration bus that mean the product's copy of the books must be (re)read:
+# onboarding reached READY (the initial load: Codat's first read is done), a read completed, or a
+# bill write reached the platform (or failed there) after its synchronous answer.
+SYNC_CAUSES = frozenset(
+    {"CompanyReady", "CompanyDataRead", "BillWriteSucceeded", "BillWriteFailed"}
+)
 # The data types a read must include for the payables to have changed.
 PAYABLE_DATA_TYPES = frozenset({"bills", "suppliers", "bankAccounts"})
 
