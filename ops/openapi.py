@@ -255,6 +255,7 @@ def _documented(route: Route, operation: Operation) -> Route:
     """A copy of `route` that says what the handler parses and answers (the app's stays as is)."""
     documented = copy.copy(route)
     documented.summary = operation.summary
+    documented.operation_id = _camel(route.func.__name__)
     documented.tags = [operation.tag]
     documented.security = [{SIGV4: []}]
     documented.responses = _responses(operation)
@@ -352,8 +353,23 @@ def document() -> dict[str, Any]:
         if query is not None:
             operation = doc["paths"][route.openapi_path][route.method.lower()]
             operation.setdefault("parameters", []).extend(_query_parameters(query, schemas))
+    for definition in schemas.values():
+        _closed_maps(definition)
     doc["components"]["schemas"] = dict(sorted(schemas.items()))
     return doc
+
+
+def _closed_maps(schema: Any) -> None:
+    """pydantic writes a dict with constrained keys as `patternProperties` alone, which admits any
+    other key with any value; the model refuses such keys, so the document does too."""
+    if isinstance(schema, dict):
+        if "patternProperties" in schema:
+            schema.setdefault("additionalProperties", False)
+        for value in schema.values():
+            _closed_maps(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _closed_maps(value)
 
 
 def render() -> str:
