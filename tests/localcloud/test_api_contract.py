@@ -3,7 +3,7 @@ every operation, with requests that fit the document and requests that do not, s
 the local API (the synthesized stack on the local cloud, calling the Codat emulator). No answer is
 a 5xx, and every answer is one the document describes: status code, content type, headers, schema.
 
-Half the generated requests name a real READY company with bills (and its bill, supplier and
+Every other generated request names a real READY company with bills (and its bill, supplier and
 payment), so the answers are not only 400s and 404s. Examples are bounded and derandomized: the
 same requests on every run. The document does not claim to be exhaustive about which valid-looking
 input is accepted (a payment larger than the amount due is a 400 no schema can express), so
@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
 from schemathesis.config import SchemathesisConfig
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import (
@@ -88,6 +87,7 @@ def test_every_answer_matches_the_document_and_none_is_a_server_error(product, s
     base_url = product.cloud.api_url
     failures: list[str] = []
     answers: dict[str, Counter[int]] = {}
+    sent: Counter[str] = Counter()
     started = time.monotonic()
     for operation in _ordered(schema):
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
@@ -100,9 +100,11 @@ def test_every_answer_matches_the_document_and_none_is_a_server_error(product, s
                 phases=[Phase.explicit, Phase.generate],  # no shrinking: the case is reported
                 suppress_health_check=list(HealthCheck),
             )
-            @given(case=operation.as_strategy(generation_mode=mode), use_real_ids=st.booleans())
-            def run(case, use_real_ids):
-                if use_real_ids and case.path_parameters:
+            @given(case=operation.as_strategy(generation_mode=mode))
+            def run(case):
+                # Every other request (the first included) names the real company and records.
+                sent[case.operation.label] += 1
+                if sent[case.operation.label] % 2 == 1 and case.path_parameters:
                     case.path_parameters = {
                         name: real.get(name, value) for name, value in case.path_parameters.items()
                     }
@@ -120,13 +122,13 @@ def test_every_answer_matches_the_document_and_none_is_a_server_error(product, s
     for label, statuses in answers.items():
         print(f"  {label}: {dict(sorted(statuses.items()))}")
     assert len(answers) == 17, "every operation got requests"
-    # Not only refusals: the real company's reads and a payment were answered as documented.
+    # Not only refusals: the reads of the real company (routes with nothing but path parameters,
+    # so a request with its ids must succeed) were answered as documented.
     succeeded = {
         label for label, statuses in answers.items() if any(200 <= s < 300 for s in statuses)
     }
     assert {
         "GET /companies/{companyId}",
-        "GET /companies/{companyId}/bills",
         "GET /companies/{companyId}/bills/{billId}",
         "GET /companies/{companyId}/payment-accounts",
         "GET /companies/{companyId}/bills/{billId}/payments/{paymentId}",
