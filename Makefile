@@ -23,7 +23,7 @@ export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 
 .PHONY: help install lint format typecheck test test-unit test-infra test-localcloud test-emulator \
-        test-e2e test-lambda-python synth demo dev emulator bootstrap deploy diff bench browser-deps \
+        test-e2e test-lambda-python synth demo dev emulator bootstrap deploy diff bench openapi browser-deps \
         clean
 
 help: ## list the targets
@@ -92,6 +92,9 @@ dev: synth ## keep the local cloud running (moto + local API on 127.0.0.1)
 
 emulator: install ## run the Codat emulator on 127.0.0.1
 	$(PY) -m codat_emulator
+
+openapi: install ## regenerate docs/openapi.json from the product API's handlers (a test fails if stale)
+	$(PY) -m ops openapi > docs/openapi.json.new && mv docs/openapi.json.new docs/openapi.json
 
 bench: synth ## run the benchmarks (figures go to docs/benchmarks.md by hand)
 	$(PY) -m benchmarks
