@@ -101,6 +101,34 @@ def test_a_partial_payment(smb):
     assert Decimal(str(codat_bill["amountDue"])) == Decimal("150.01")
 
 
+def test_the_bills_api_lists_each_bills_payments(smb):
+    # Given one bill paid in full and another paid in two parts
+    full, parts = smb.bills
+    paid_once(smb, full, "pay-whole", "100.00")
+    paid_once(smb, parts, "pay-part-1", "100.00")
+    assert smb.pay(parts, "pay-part-2", "150.00").status_code == 202
+    assert smb.wait_for_payment(parts, "pay-part-2")["status"] == "PAID"
+    # When the product reads the bills through its API
+    with smb.http() as http:
+        whole = http.get(f"/companies/{smb.company_id}/bills/{full}").json()
+        split = http.get(f"/companies/{smb.company_id}/bills/{parts}").json()
+    # Then each bill lists the product's payments of it, in the order they were accepted
+    assert [(p["paymentId"], p["amount"], p["status"]) for p in whole["payments"]] == [
+        ("pay-whole", "100.00", "PAID")
+    ]
+    assert [(p["paymentId"], p["amount"], p["status"]) for p in split["payments"]] == [
+        ("pay-part-1", "100.00", "PAID"),
+        ("pay-part-2", "150.00", "PAID"),
+    ]
+    for listed in whole["payments"] + split["payments"]:
+        assert listed["date"] == "2026-11-25"
+        assert listed["createdAt"] <= listed["updatedAt"]
+    assert {p.payment_id for p in smb.copy().bill(smb.company_id, parts).payments} == {
+        "pay-part-1",
+        "pay-part-2",
+    }
+
+
 # --- one payment per paymentId, one payment of a bill at a time -------------------------------
 
 

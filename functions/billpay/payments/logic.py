@@ -606,7 +606,7 @@ def list_on_bill(bill_payments: BillPayments, record: PaymentRecord) -> None:
             "updatedAt": record.updated_at,
         }
     )
-    bill_payments.record_payment(record.company_id, record.bill_id, listed)
+    bill_payments.record_payment(record.company_id, record.bill_id, listed, record.version)
 
 
 def outcome_event(record: PaymentRecord, company: CompanyRecord) -> DomainEvent:

@@ -90,6 +90,9 @@ class CodatPayables(Protocol):
 class BillPayments(Protocol):
     """The payments listed on the product's copy of a bill (the payables table)."""
 
-    def record_payment(self, company_id: str, bill_id: str, payment: ProductPayment) -> None:
-        """List `payment` on the bill, replacing the entry with its id."""
+    def record_payment(
+        self, company_id: str, bill_id: str, payment: ProductPayment, version: int | None = None
+    ) -> None:
+        """List `payment` on the bill, replacing the entry with its id, unless the entry listed
+        comes from a newer `version` of the payment record (late or reordered writers)."""
         ...

@@ -129,8 +129,16 @@ class InMemoryPayablesCopy:
 class RecordingBillPayments:
     def __init__(self) -> None:
         self.listed: dict[tuple[str, str], dict[str, str]] = {}
+        self.versions: dict[str, int] = {}
 
-    def record_payment(self, company_id: str, bill_id: str, payment: ProductPayment) -> None:
+    def record_payment(
+        self, company_id: str, bill_id: str, payment: ProductPayment, version: int | None = None
+    ) -> None:
+        seen = self.versions.get(payment.payment_id)
+        if version is not None and seen is not None and seen >= version:
+            return
+        if version is not None:
+            self.versions[payment.payment_id] = version
         self.listed.setdefault((company_id, bill_id), {})[payment.payment_id] = payment.status
 
 
