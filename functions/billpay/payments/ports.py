@@ -38,6 +38,10 @@ class PaymentStore(Protocol):
         """Move the bill from a payment that is over (but did not let go) to this one."""
         ...
 
+    def bill_holders(self, company_id: str) -> list[str]:
+        """The ids of the payments holding one of the company's bills (those in flight)."""
+        ...
+
     def unlock_bill(self, company_id: str, bill_id: str, payment_id: str) -> None:
         """Let go of the bill if this payment holds it; nothing otherwise."""
         ...

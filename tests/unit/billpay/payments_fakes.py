@@ -109,6 +109,9 @@ class InMemoryPayments:
         self.locks[key] = payment_id
         return True
 
+    def bill_holders(self, company_id: str) -> list[str]:
+        return [holder for (company, _), holder in self.locks.items() if company == company_id]
+
     def unlock_bill(self, company_id: str, bill_id: str, payment_id: str) -> None:
         if self.locks.get((company_id, bill_id)) == payment_id:
             del self.locks[(company_id, bill_id)]
