@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     settle.add_argument("--operator", required=True, help="who decides (kept on the record)")
     settle.add_argument("--codat-payment-id", default=None, help="with --paid, if known")
+    settle.add_argument(
+        "--dismiss-write",
+        action="append",
+        default=[],
+        help="with --failed: a Codat write attached to the payment found to be another's",
+    )
     for command in (setup, replay, redrive, settle):
         command.add_argument("--stage", required=True, help="dev, prod, ...")
         command.add_argument("--region", default=None)
@@ -114,7 +120,7 @@ def _settle(args: argparse.Namespace, session: Any, deployed: stage.Stage) -> in
     try:
         record = payments.settle_payment(
             flow, args.company, args.payment, args.outcome, args.evidence, args.operator,
-            args.codat_payment_id,
+            args.codat_payment_id, frozenset(args.dismiss_write),
         )  # fmt: skip
     except BillPayError as error:
         print(f"refused ({error.code}): {error}", file=sys.stderr)

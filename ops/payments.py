@@ -82,6 +82,7 @@ def settle_payment(
     evidence: str,
     operator: str,
     codat_payment_id: str | None = None,
+    dismissed_writes: frozenset[str] = frozenset(),
 ) -> PaymentRecord:
     """Raises billpay.core.errors.BillPayError (NotFound, IllegalSettlement, a concurrent write)
     with a message for the operator; nothing is written then."""
@@ -92,4 +93,5 @@ def settle_payment(
         operator,
         flow,
         codat_payment_id=codat_payment_id,
+        dismissed_writes=dismissed_writes,
     )

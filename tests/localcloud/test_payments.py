@@ -451,3 +451,49 @@ def test_an_operator_settles_payments_left_for_review_through_the_ops_command(sm
     # wait would cost this tier WINDOW seconds)
     # Codat holds only the platform's own payments: settling sent nothing
     assert [p["external"] for p in smb.codat_payments()] == [True, True]
+
+
+# --- Codat's billPayments.write webhooks ------------------------------------------------------
+
+
+def test_a_reported_success_stops_a_new_key_and_an_operator_settles_it(smb, published):
+    # Given a payment whose attempt got a stored 500 (nothing landed): UNKNOWN, the bill unchanged
+    bill = smb.bills[0]
+    smb.fault("error", count=1)
+    assert smb.pay(bill, "pay-ghost", "100.00").status_code == 202
+    wait_until(lambda: smb.payment(bill, "pay-ghost").json()["status"] == "UNKNOWN")
+    # When Codat reports a payment written, as a signed webhook (the emulator's)
+    with smb.product.emulator.http() as http:
+        answer = http.post(
+            f"/_emulator/companies/{smb.codat_company_id}/connections/{smb.connection_id}"
+            "/write-results",
+            json={"dataType": "billPayments", "type": "Create", "successful": True,
+                  "recordId": "codat-ghost"},
+        )  # fmt: skip
+        answer.raise_for_status()
+    write_id = answer.json()["payload"]["id"]
+
+    def attached() -> list[dict]:
+        return list(smb.payment(bill, "pay-ghost").json()["codatWrites"])
+
+    wait_until(lambda: attached() != [], 30)
+    # Then it is attached to the payment, and once the window has passed with the bill unchanged
+    # no new key goes out: the payment waits for review instead of a second attempt
+    view = smb.wait_for_payment(bill, "pay-ghost")
+    assert (view["status"], view["executionStatus"]) == ("UNKNOWN", "FAILED")
+    assert "Codat reported payment codat-ghost written during attempt 1" in view["reason"]
+    assert view["attempts"] == 1
+    assert [(w["writeId"], w["recordId"], w["attempt"]) for w in view["codatWrites"]] == [
+        (write_id, "codat-ghost", 1)
+    ]
+    assert smb.codat_payments(bill) == []
+    # An operator cannot record it FAILED while that write stands; naming it as another's, can
+    code, said = settle(smb, "pay-ghost", "--failed", "--evidence", "nothing in the platform")
+    assert code == 2
+    assert "cannot be recorded FAILED unless that write is found" in said
+    code, said = settle(smb, "pay-ghost", "--failed", "--evidence", "nothing in the platform",
+                        "--dismiss-write", write_id)  # fmt: skip
+    assert code == 0, said
+    assert smb.payment(bill, "pay-ghost").json()["status"] == "FAILED"
+    assert [e["detail-type"] for e in published("pay-ghost")] == ["PaymentFailed"]
+    assert smb.codat_payments(bill) == []

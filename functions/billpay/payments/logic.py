@@ -628,6 +628,7 @@ def settle(
     operator: str,
     flow: Workflow,
     codat_payment_id: str | None = None,
+    dismissed_writes: frozenset[str] = frozenset(),
 ) -> PaymentRecord:
     """Record the operator's decision on an UNKNOWN payment (docs/payments.md, "Settling a
     payment that needs review") and finish it as the workflow would: listed on the bill,
@@ -636,7 +637,10 @@ def settle(
     payment (its workflow, a webhook) is a ConcurrentPaymentUpdateError: look again and rerun."""
     record = flow.load(ref)
     now = flow.now()
-    problems = settlement_problems(record, status, evidence, flow.policy, now)
+    problems = settlement_problems(record, status, evidence, flow.policy, now, dismissed_writes)
+    unknown = dismissed_writes - {w.write_id for w in record.codat_writes}
+    if unknown:
+        problems.append(f"no Codat write {sorted(unknown)} is attached to this payment")
     if codat_payment_id is not None and status is not PaymentStatus.PAID:
         problems.append("a Codat payment id is evidence of a PAID payment only")
     if problems:
@@ -645,6 +649,8 @@ def settle(
     if codat_payment_id is not None:
         changes["codat_payment_id"] = codat_payment_id
     reason = f"settled {status} by {operator} after review: {evidence.strip()}"
+    if dismissed_writes:
+        reason += f" (Codat writes {', '.join(sorted(dismissed_writes))} found to be others')"
     settled = flow.save(record, record.moved_to(status, reason, now, **changes))
     finish(ref, flow)
     return settled

@@ -337,6 +337,7 @@ class PaymentView(_Model):
     created_at: datetime = Field(serialization_alias="createdAt")
     updated_at: datetime = Field(serialization_alias="updatedAt")
     history: tuple[Transition, ...]
+    codat_writes: tuple[CodatWrite, ...] = Field(serialization_alias="codatWrites")
 
     @classmethod
     def of(cls, record: PaymentRecord) -> PaymentView:
@@ -359,6 +360,7 @@ class PaymentView(_Model):
             created_at=record.created_at,
             updated_at=record.updated_at,
             history=record.history,
+            codat_writes=record.codat_writes,
         )
 
     def to_json(self) -> dict[str, Any]:

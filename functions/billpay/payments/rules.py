@@ -105,13 +105,16 @@ def settlement_problems(
     evidence: str,
     policy: PaymentPolicy,
     now: datetime,
+    dismissed_writes: frozenset[str] = frozenset(),
 ) -> list[str]:
     """Why an operator may not record `status` for the payment now; empty when they may.
 
     Only a payment left UNKNOWN (stopped at NeedsReview, or given up with an attempt unsettled)
     is settled by hand, to PAID or FAILED, with the evidence in words. FAILED only once Codat's
     idempotency window (plus the margin) has passed since the attempt was last sent: before
-    that, the request may still land, and a payment recorded FAILED invites a second one.
+    that, the request may still land, and a payment recorded FAILED invites a second one. Nor
+    while Codat has reported a payment written during the attempt, unless the operator has
+    found that write to be another payment's and names it in `dismissed_writes`.
     """
     problems: list[str] = []
     if status not in SETTLED_STATUSES:
@@ -130,11 +133,20 @@ def settlement_problems(
             f"say what shows the outcome (--evidence, at least {MIN_EVIDENCE_LENGTH} characters): "
             "the platform's payment or bank reference, or what the bill shows"
         )
-    written = record.reported_written(record.attempt.number) if record.attempt else None
-    if status is PaymentStatus.FAILED and written is not None:
-        problems.append(
-            f"Codat reported payment {written.record_id} written during attempt "
-            f"{written.attempt} (webhook {written.webhook_id}): it cannot be recorded FAILED"
+    written = [
+        w
+        for w in record.codat_writes
+        if record.attempt is not None
+        and w.attempt == record.attempt.number
+        and w.successful
+        and w.write_id not in dismissed_writes
+    ]
+    if status is PaymentStatus.FAILED and written:
+        problems.extend(
+            f"Codat reported payment {w.record_id} written during attempt {w.attempt} (write "
+            f"{w.write_id}, webhook {w.webhook_id}): it cannot be recorded FAILED unless that "
+            "write is found to be another payment's (--dismiss-write)"
+            for w in written
         )
     if status is PaymentStatus.FAILED and record.attempt is not None:
         may_land_until = policy.new_key_from(record.attempt)

@@ -154,3 +154,23 @@ def test_a_webhook_after_the_payment_is_over_changes_nothing():
         None, False, "no payment of the company awaits Codat's answer"
     )
     assert world.record() == before
+
+
+def test_an_operator_who_finds_the_write_is_anothers_can_record_failed_naming_it():
+    world = World()
+    ref = unknown_after_a_stored_500(world)
+    apply(world, codat_write())
+    assert run_workflow(world.flow, world.clock, ref).end == "NeedsReview"
+    with pytest.raises(IllegalSettlementError, match=r"no Codat write \['push-9'\]"):
+        logic.settle(
+            ref, PaymentStatus.FAILED, "not in the platform", "ops", world.flow,
+            dismissed_writes=frozenset({"push-9"}),
+        )  # fmt: skip
+    logic.settle(
+        ref, PaymentStatus.FAILED, "not in the platform", "ops", world.flow,
+        dismissed_writes=frozenset({"push-1"}),
+    )  # fmt: skip
+    record = world.record()
+    assert record.status is PaymentStatus.FAILED
+    assert record.reason.endswith("(Codat writes push-1 found to be others')")
+    assert world.keys_sent() == [key(1)]
