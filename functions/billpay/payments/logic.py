@@ -246,6 +246,13 @@ class Workflow:
             update={"version": record.version + 1, "updated_at": self.now()}
         )
         if not self.payments.replace(written, expected_version=record.version):
+            stored = self.payments.get(record.company_id, record.payment_id)
+            if stored is not None and _only_writes_attached(record, stored, changed):
+                # A Codat write webhook attached meanwhile, and this decision does not hang on
+                # it (Codat's 201 recorded, a read scheduled): keep both, no retry of the step.
+                return self.save(
+                    stored, changed.model_copy(update={"codat_writes": stored.codat_writes})
+                )
             raise ConcurrentPaymentUpdateError(
                 f"payment {record.payment_id!r} changed while a step was deciding"
             )
@@ -799,6 +806,24 @@ def _snapshot(bill: BillRecord, now: datetime) -> BillSnapshot:
         source_modified_date=bill.source_modified_date,
         taken_at=now,
     )
+
+
+# What a reported successful write forbids: giving up an attempt that may have landed.
+_DECISIONS_A_WRITE_CHANGES = frozenset({PaymentStatus.PENDING, PaymentStatus.FAILED})
+
+
+def _only_writes_attached(
+    read: PaymentRecord, stored: PaymentRecord, changed: PaymentRecord
+) -> bool:
+    """Whether the stored record differs from the one read only by Codat writes attached since,
+    and the change decided from it is one those writes cannot alter."""
+    if stored.codat_writes == read.codat_writes:
+        return False
+    same = stored.model_copy(update={"codat_writes": read.codat_writes, "version": read.version})
+    undecided = (
+        read.status is PaymentStatus.UNKNOWN and changed.status in _DECISIONS_A_WRITE_CHANGES
+    )
+    return same == read and not undecided
 
 
 def _stored(payments: PaymentStore, company_id: str, payment_id: str) -> PaymentRecord:

@@ -119,7 +119,7 @@ def test_reordered_reports_converge_a_success_stops_the_new_key_either_way(order
     assert world.keys_sent() == [key(1)]
 
 
-def test_a_webhook_before_the_workflow_records_codats_answer_costs_a_retry_not_a_payment():
+def test_a_webhook_before_the_workflow_records_codats_answer_is_kept_with_the_answer():
     # Given Codat created the payment and its webhook is applied before Submit records PAID
     world = World()
     ref = world.accept()
@@ -133,17 +133,37 @@ def test_a_webhook_before_the_workflow_records_codats_answer_costs_a_retry_not_a
         return False
 
     world.payments.crash_before = webhook_first
-    # When Submit's record of the 201 finds the record changed: the step fails and is retried
-    with pytest.raises(ConcurrentPaymentUpdateError):
-        logic.submit(ref, world.flow)
-    assert applied[0].attached
-    world.payments.crash_before = None
+    # When Submit records Codat's 201 over a record that changed only by the attached write
     assert logic.submit(ref, world.flow).next is Next.FINISH
-    # Then the retry sent the same key, Codat replayed its answer: one payment, PAID
-    assert world.keys_sent() == [key(1), key(1)]
-    assert len(world.codat.payments) == 1
+    # Then both are kept: PAID with Codat's id and the write; one key, one payment, no retry
+    assert applied[0].attached
     record = world.record()
     assert (record.status, record.codat_payment_id) == (PaymentStatus.PAID, "codat-pay-1")
+    assert [w.write_id for w in record.codat_writes] == ["push-1"]
+    assert world.keys_sent() == [key(1)]
+    assert len(world.codat.payments) == 1
+
+
+def test_a_decision_to_send_a_new_key_made_without_a_reported_success_is_made_again():
+    # Given reconcile decides "new key" (the window passed, the bill unchanged) and the success
+    # webhook is attached between its read and its write
+    world = World()
+    ref = unknown_after_a_stored_500(world)
+    world.clock.advance(95 * 60 + 1)
+    applied = []
+
+    def webhook_first(record):
+        if record.status is PaymentStatus.PENDING and not applied:
+            applied.append(apply(world, codat_write()))
+        return False
+
+    world.payments.crash_before = webhook_first
+    # Then the decision is refused (the step is retried from the record) and, made again, stops
+    with pytest.raises(ConcurrentPaymentUpdateError):
+        logic.reconcile(ref, world.flow)
+    assert world.record().status is PaymentStatus.UNKNOWN
+    assert logic.reconcile(ref, world.flow).next is Next.NEEDS_REVIEW
+    assert world.keys_sent() == [key(1)]
 
 
 def test_a_webhook_after_the_payment_is_over_changes_nothing():
