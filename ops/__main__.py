@@ -1,4 +1,5 @@
-"""python -m ops {codat-setup,replay,redrive-dlq} --stage dev ...  (docs/operations.md)
+"""python -m ops {codat-setup,replay,redrive-dlq,settle-payment} --stage dev ...
+(docs/operations.md)
 
 python -m ops openapi > docs/openapi.json  (the product API's OpenAPI document)
 """
@@ -9,12 +10,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import boto3
 
+from billpay.core.errors import BillPayError
 from billpay.webhooks.queue import SqsWebhookQueue
 from billpay.webhooks.store import DynamoWebhookStore
-from ops import codat_setup, stage, webhooks
+from ops import codat_setup, payments, stage, webhooks
 
 DEFAULT_CODAT_URL = "https://api.codat.io"
 
@@ -35,7 +38,27 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--dry-run", action="store_true", help="count, send nothing")
     redrive = commands.add_parser("redrive-dlq", help="move dead-lettered webhooks back")
     commands.add_parser("openapi", help="print the product API's OpenAPI document (no stage)")
-    for command in (setup, replay, redrive):
+    settle = commands.add_parser(
+        "settle-payment",
+        help="record an operator's decision on a payment left UNKNOWN (docs/payments.md)",
+    )
+    settle.add_argument("--company", required=True, help="the product's company id")
+    settle.add_argument("--payment", required=True, help="the product's paymentId")
+    outcome = settle.add_mutually_exclusive_group(required=True)
+    outcome.add_argument("--paid", action="store_const", dest="outcome", const="PAID")
+    outcome.add_argument("--failed", action="store_const", dest="outcome", const="FAILED")
+    settle.add_argument(
+        "--evidence", required=True, help="what shows it: the platform's payment, the bill"
+    )
+    settle.add_argument("--operator", required=True, help="who decides (kept on the record)")
+    settle.add_argument("--codat-payment-id", default=None, help="with --paid, if known")
+    settle.add_argument(
+        "--dismiss-write",
+        action="append",
+        default=[],
+        help="with --failed: a Codat write attached to the payment found to be another's",
+    )
+    for command in (setup, replay, redrive, settle):
         command.add_argument("--stage", required=True, help="dev, prod, ...")
         command.add_argument("--region", default=None)
     setup.add_argument("--codat-url", default=DEFAULT_CODAT_URL)
@@ -68,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "portal (recreating it would change its signing secret)")  # fmt: skip
         print(f"sync settings: {'written' if synced else 'already as wanted'}")
         return 0
+    if args.command == "settle-payment":
+        return _settle(args, session, deployed)
     sqs = session.client("sqs")
     if args.command == "replay":
         store = DynamoWebhookStore(
@@ -84,6 +109,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         sqs, deployed.output(stage.WEBHOOK_DLQ), deployed.output(stage.WEBHOOK_QUEUE)
     )
     print(f"moved {moved} messages from the dead-letter queue back to processing")
+    return 0
+
+
+def _settle(args: argparse.Namespace, session: Any, deployed: stage.Stage) -> int:
+    policy = payments.deployed_policy(
+        session.client("stepfunctions"),
+        session.client("lambda"),
+        deployed.output(stage.PAYMENT_STATE_MACHINE),
+    )
+    flow = payments.settlement_workflow(
+        session.client("dynamodb"),
+        session.client("events"),
+        payments_table=deployed.output(stage.PAYMENTS_TABLE),
+        companies_table=deployed.output(stage.COMPANIES_TABLE),
+        payables_table=deployed.output(stage.PAYABLES_TABLE),
+        event_bus=deployed.output(stage.EVENT_BUS),
+        policy=policy,
+    )
+    try:
+        record = payments.settle_payment(
+            flow, args.company, args.payment, args.outcome, args.evidence, args.operator,
+            args.codat_payment_id, frozenset(args.dismiss_write),
+        )  # fmt: skip
+    except BillPayError as error:
+        print(f"refused ({error.code}): {error}", file=sys.stderr)
+        return 2
+    print(f"payment {record.payment_id} of bill {record.bill_id}: {record.status} "
+          f"({record.reason}); listed on the bill, event published, bill released")  # fmt: skip
     return 0
 
 

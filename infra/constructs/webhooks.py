@@ -49,6 +49,7 @@ class CodatWebhooks(Construct):
         signing_secret: secretsmanager.ISecret,
         event_bus: events.IEventBus,
         onboarding: sfn.IStateMachine,
+        payments_table: dynamodb.ITable,
     ) -> None:
         super().__init__(scope, construct_id)
         self.dead_letter_queue = sqs.Queue(
@@ -101,7 +102,14 @@ class CodatWebhooks(Construct):
                 constants.ENV_WEBHOOK_EVENTS_TABLE: events_table.table_name,
                 constants.ENV_COMPANIES_TABLE: companies_table.table_name,
                 constants.ENV_EVENT_BUS_NAME: event_bus.event_bus_name,
+                # billPayments.write.* webhooks are attached to the payment awaiting Codat's
+                # answer; the policy's window says which attempt a write can be.
+                constants.ENV_PAYMENTS_TABLE: payments_table.table_name,
+                constants.ENV_PAYMENT_POLICY: config.payments.to_env(),
             },
+        )
+        payments_table.grant(
+            self.processor, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"
         )
         events_table.grant(
             self.processor, "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"

@@ -113,6 +113,7 @@ class ServiceStack(Stack):
             signing_secret=state.secrets.webhook_secret,
             event_bus=state.event_bus.bus,
             onboarding=onboarding.state_machine,
+            payments_table=state.payments.table,
         )
         # API Gateway logs through the account-level role the product API sets up.
         webhooks.api.node.add_dependency(api.api)

@@ -128,6 +128,15 @@ class Smb:
         (bill,) = answer.json()["results"]
         return dict(bill)
 
+    def pay_outside(self, bill_id: str, amount: str) -> None:
+        """A payment made in the accounting platform, not through Codat (the emulator's control)."""
+        with self.product.emulator.http() as http:
+            http.post(
+                f"/_emulator/companies/{self.codat_company_id}/connections/{self.connection_id}"
+                f"/bills/{bill_id}/pay",
+                json={"amount": amount},
+            ).raise_for_status()
+
     def copy(self) -> DynamoPayablesRepository:
         cloud = self.product.cloud
         return DynamoPayablesRepository(

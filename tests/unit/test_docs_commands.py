@@ -167,6 +167,10 @@ RUN_HERE: dict[str, str] = {
 
 # -- mapped: run elsewhere, by the test or make target named ----------------------------------------
 
+SETTLE = (
+    "tests/localcloud/test_payments.py::"
+    "test_an_operator_settles_payments_left_for_review_through_the_ops_command"
+)
 DEMO = "tests/e2e/test_demo.py::test_the_demo_journey_succeeds_end_to_end"
 CLI_SYNTH = "tests/infra/test_cdk_cli.py::test_the_cli_synth_is_for_the_account_and_passes_cdk_nag"
 CLI_NO_WARNING = "tests/infra/test_cdk_cli.py::test_the_cli_prints_no_warning"
@@ -428,12 +432,15 @@ MAPPED: dict[str, tuple[str, str]] = {
         "tests/unit/billpay/test_payments_repository.py",
         NEEDS_AWS + "; the key layout is the payments repository's",
     ),
-    "aws dynamodb delete-item --table-name <PaymentsTableName> --key "
-    '\'{"companyId": {"S": "smb-1"}, "itemKey": {"S": "bill#bill-7"}}\' '
-    "--condition-expression 'holder = :payment' --expression-attribute-values "
-    '\'{":payment": {"S": "pay-1"}}\'': (
-        "tests/unit/billpay/test_payments_repository.py",
-        NEEDS_AWS + "; the same conditional delete is the repository's unlock_bill",
+    ".venv/bin/python -m ops settle-payment --stage dev --company smb-1 --payment pay-1 --paid "
+    '--evidence "Xero payment 8841, 100.00 on 25 Nov" --operator ops@acme': (
+        SETTLE,
+        "needs a deployed stage; the test runs the same command against the local cloud",
+    ),
+    ".venv/bin/python -m ops settle-payment --stage dev --company smb-1 --payment pay-1 --failed "
+    '--evidence "not on the bill in Xero" --operator ops@acme': (
+        SETTLE,
+        "needs a deployed stage; the test runs the same command against the local cloud",
     ),
     "aws stepfunctions start-execution --state-machine-arn <PayablesSyncStateMachineArn> --name "
     'full-smb-1-2026-11-25 --input \'{"companyId": "smb-1", "runId": '

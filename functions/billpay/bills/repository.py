@@ -43,6 +43,7 @@ from billpay.bills.models import (
 )
 from billpay.bills.ports import BillFilter, DataType, SaveResult, StartKey
 from billpay.core.dynamo import from_dynamo, to_attribute, to_dynamo
+from billpay.core.money import to_money
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -282,33 +283,50 @@ class DynamoPayablesRepository:
 
     # -- the payments capability's write --------------------------------------------------------
 
-    def record_payment(self, company_id: str, bill_id: str, payment: ProductPayment) -> None:
+    def record_payment(
+        self, company_id: str, bill_id: str, payment: ProductPayment, version: int | None = None
+    ) -> None:
         """List `payment` on the bill (`payments#<billId>`), replacing the entry with its id.
 
         Conditional on the list it read, so two payments of one bill listed at the same moment
-        (one accepted while the other moves on) both stay.
+        (one accepted while the other moves on) both stay. `version` is the payment record's:
+        an entry listed from an older version than the one listed already changes nothing, so
+        writers that list the same payment late or out of order (the workflow, the webhook
+        processor, an operator) never take the bill back to an older status.
         """
         key = _key(company_id, PAYMENTS_PREFIX + bill_id)
         entry = _attributes(payment.model_dump(by_alias=True))
         for _ in range(_CONFLICT_RETRIES):
             item = self._get(company_id, PAYMENTS_PREFIX + bill_id)
             listed = [] if item is None else list(item.get("payments", []))
-            version = 0 if item is None else int(item.get("version", 0))
+            versions = {} if item is None else dict(item.get("paymentVersions", {}))
+            item_version = 0 if item is None else int(item.get("version", 0))
+            seen = versions.get(payment.payment_id)
+            if version is not None and seen is not None and int(seen) >= version:
+                return  # a newer (or the same) state of this payment is listed already
             ids = [p.get("paymentId") for p in listed]
             if payment.payment_id in ids:  # in place: the list stays in the order of acceptance
                 listed[ids.index(payment.payment_id)] = entry
             else:
                 listed.append(entry)
+            if version is not None:
+                versions[payment.payment_id] = version
             try:
                 self._client.put_item(
                     TableName=self._table,
                     Item={
                         **key,
-                        **to_dynamo({"payments": listed, "version": version + 1}),
+                        **to_dynamo(
+                            {
+                                "payments": listed,
+                                "paymentVersions": versions,
+                                "version": item_version + 1,
+                            }
+                        ),
                     },
                     ConditionExpression="attribute_not_exists(#v) OR #v = :v",
                     ExpressionAttributeNames={"#v": "version"},
-                    ExpressionAttributeValues={":v": {"N": str(version)}},
+                    ExpressionAttributeValues={":v": {"N": str(item_version)}},
                 )
             except self._client.exceptions.ConditionalCheckFailedException:
                 continue
@@ -465,9 +483,7 @@ class DynamoPayablesRepository:
                     found[data[SORT_KEY].removeprefix(PAYMENTS_PREFIX)] = data.get("payments", [])
                 request = answer.get("UnprocessedKeys") or {}
         return [
-            b.model_copy(
-                update={"payments": tuple(map(ProductPayment.model_validate, found[b.bill_id]))}
-            )
+            b.model_copy(update={"payments": _listed_payments(found[b.bill_id], b.currency)})
             if b.bill_id in found
             else b
             for b in bills
@@ -515,6 +531,13 @@ class DynamoPayablesRepository:
 
 def _sync_key(data_type: DataType) -> str:
     return f"sync#{data_type}"
+
+
+def _listed_payments(entries: list[Any], currency: str) -> tuple[ProductPayment, ...]:
+    """The payments listed on a bill, amounts in the currency's places again (DynamoDB gives
+    100 back for 100.00)."""
+    listed = (ProductPayment.model_validate(entry) for entry in entries)
+    return tuple(p.model_copy(update={"amount": to_money(p.amount, currency)}) for p in listed)
 
 
 def _key(company_id: str, key: str) -> dict[str, Any]:

@@ -56,6 +56,7 @@ from billpay.onboarding.ports import WorkflowStarter
 from billpay.payments.models import (
     Attempt,
     BillSnapshot,
+    CodatWrite,
     PaymentIntent,
     PaymentPolicy,
     PaymentRecord,
@@ -71,7 +72,13 @@ from billpay.payments.ports import (
     PaymentBody,
     PaymentStore,
 )
-from billpay.payments.rules import Problem, payment_problems
+from billpay.payments.rules import (
+    Problem,
+    attribute_write,
+    payment_problems,
+    settlement_problems,
+    with_write,
+)
 
 Clock = Callable[[], datetime]
 
@@ -239,6 +246,13 @@ class Workflow:
             update={"version": record.version + 1, "updated_at": self.now()}
         )
         if not self.payments.replace(written, expected_version=record.version):
+            stored = self.payments.get(record.company_id, record.payment_id)
+            if stored is not None and _only_writes_attached(record, stored, changed):
+                # A Codat write webhook attached meanwhile, and this decision does not hang on
+                # it (Codat's 201 recorded, a read scheduled): keep both, no retry of the step.
+                return self.save(
+                    stored, changed.model_copy(update={"codat_writes": stored.codat_writes})
+                )
             raise ConcurrentPaymentUpdateError(
                 f"payment {record.payment_id!r} changed while a step was deciding"
             )
@@ -527,6 +541,16 @@ def reconcile(ref: PaymentRef, flow: Workflow) -> Step:
         return Step(next=Next.NEEDS_REVIEW, status=PaymentStatus.UNKNOWN)
     if now < flow.policy.new_key_from(attempt):
         return _read_later(flow, record, attempt, "the bill does not show it yet", now)
+    written = record.reported_written(attempt.number)
+    if written is not None:
+        reason = (
+            f"Codat reported payment {written.record_id} written during attempt {attempt.number} "
+            f"(webhook {written.webhook_id}), but the bill still shows {snapshot.amount_due} due "
+            "after the idempotency window: nothing more is sent; check the bill in the "
+            "accounting platform"
+        )
+        flow.save(record, record.model_copy(update={"reason": reason}))
+        return Step(next=Next.NEEDS_REVIEW, status=PaymentStatus.UNKNOWN)
     window = f"after Codat's idempotency window ({flow.policy.idempotency_window_seconds} s)"
     if record.attempts >= flow.policy.max_attempts:
         return _fail(
@@ -593,6 +617,105 @@ def give_up(ref: PaymentRef, error: dict[str, Any], flow: Workflow) -> Step:
     return Step(next=Next.NEEDS_REVIEW, status=record.status)
 
 
+# --- an operator settling a payment the workflow left UNKNOWN ------------------------------------
+
+
+class IllegalSettlementError(ConflictError):
+    code = "IllegalSettlement"
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def settle(
+    ref: PaymentRef,
+    status: PaymentStatus,
+    evidence: str,
+    operator: str,
+    flow: Workflow,
+    codat_payment_id: str | None = None,
+    dismissed_writes: frozenset[str] = frozenset(),
+) -> PaymentRecord:
+    """Record the operator's decision on an UNKNOWN payment (docs/payments.md, "Settling a
+    payment that needs review") and finish it as the workflow would: listed on the bill,
+    BillPaid or PaymentFailed published, the bill let go. Refused (IllegalSettlementError,
+    nothing written) unless `settlement_problems` finds nothing; a concurrent write to the
+    payment (its workflow, a webhook) is a ConcurrentPaymentUpdateError: look again and rerun."""
+    record = flow.load(ref)
+    now = flow.now()
+    problems = settlement_problems(record, status, evidence, flow.policy, now, dismissed_writes)
+    unknown = dismissed_writes - {w.write_id for w in record.codat_writes}
+    if unknown:
+        problems.append(f"no Codat write {sorted(unknown)} is attached to this payment")
+    if codat_payment_id is not None and status is not PaymentStatus.PAID:
+        problems.append("a Codat payment id is evidence of a PAID payment only")
+    if problems:
+        raise IllegalSettlementError(problems)
+    changes: dict[str, Any] = {}
+    if codat_payment_id is not None:
+        changes["codat_payment_id"] = codat_payment_id
+    reason = f"settled {status} by {operator} after review: {evidence.strip()}"
+    if dismissed_writes:
+        reason += f" (Codat writes {', '.join(sorted(dismissed_writes))} found to be others')"
+    settled = flow.save(record, record.moved_to(status, reason, now, **changes))
+    finish(ref, flow)
+    return settled
+
+
+# --- Codat's billPayments.write.* webhooks (applied by the webhook processor) -------------------
+
+# A write webhook racing a workflow step for the same record: read again this many times.
+_WRITE_CONFLICT_RETRIES = 5
+
+
+@dataclass(frozen=True)
+class WriteApplied:
+    """What a billPayments.write.* webhook did to the payments (the processor's outcome facts)."""
+
+    payment_id: str | None
+    attached: bool
+    why: str
+
+    def facts(self) -> dict[str, Any]:
+        found = {"paymentId": self.payment_id, "attached": self.attached, "attribution": self.why}
+        return {k: v for k, v in found.items() if v is not None}
+
+
+def apply_codat_write(
+    company_id: str, write: CodatWrite, payments: PaymentStore, policy: PaymentPolicy
+) -> WriteApplied:
+    """Attach Codat's report of a payment write to the one payment awaiting Codat's answer.
+
+    Never a status change and never a call to Codat: the bill still decides PAID (Codat's
+    webhook names no bill), and a reported failure does not make a payment FAILED (the attempt's
+    stored answer and the bill decide that). What it changes: a successful write attached to an
+    attempt stops the workflow from ever sending a new key for that payment (`reconcile`) and an
+    operator from recording it FAILED. Safe in any order against the workflow: the write is
+    conditional on the record's version, so a step deciding at the same moment is retried from
+    the record and carries on as before (a new key never follows from it); a duplicate or a
+    replay finds the write attached and changes nothing."""
+    for _ in range(_WRITE_CONFLICT_RETRIES):
+        records = [
+            record
+            for holder in dict.fromkeys(payments.bill_holders(company_id))
+            if (record := payments.get(company_id, holder)) is not None
+        ]
+        record, why = attribute_write(records, write, policy)
+        if record is None:
+            return WriteApplied(None, False, why)
+        changed = with_write(record, write)
+        if changed is None:
+            return WriteApplied(record.payment_id, False, "already recorded")
+        written = changed.model_copy(update={"version": record.version + 1})
+        if payments.replace(written, expected_version=record.version):
+            return WriteApplied(record.payment_id, True, why)
+    raise ConcurrentPaymentUpdateError(
+        f"the payments of company {company_id!r} kept changing while Codat's write "
+        f"{write.write_id!r} was attached"
+    )
+
+
 def list_on_bill(bill_payments: BillPayments, record: PaymentRecord) -> None:
     """The payment as the bill lists it: the product sees a bill's payments with the bill."""
     listed = ProductPayment.model_validate(
@@ -606,7 +729,7 @@ def list_on_bill(bill_payments: BillPayments, record: PaymentRecord) -> None:
             "updatedAt": record.updated_at,
         }
     )
-    bill_payments.record_payment(record.company_id, record.bill_id, listed)
+    bill_payments.record_payment(record.company_id, record.bill_id, listed, record.version)
 
 
 def outcome_event(record: PaymentRecord, company: CompanyRecord) -> DomainEvent:
@@ -683,6 +806,24 @@ def _snapshot(bill: BillRecord, now: datetime) -> BillSnapshot:
         source_modified_date=bill.source_modified_date,
         taken_at=now,
     )
+
+
+# What a reported successful write forbids: giving up an attempt that may have landed.
+_DECISIONS_A_WRITE_CHANGES = frozenset({PaymentStatus.PENDING, PaymentStatus.FAILED})
+
+
+def _only_writes_attached(
+    read: PaymentRecord, stored: PaymentRecord, changed: PaymentRecord
+) -> bool:
+    """Whether the stored record differs from the one read only by Codat writes attached since,
+    and the change decided from it is one those writes cannot alter."""
+    if stored.codat_writes == read.codat_writes:
+        return False
+    same = stored.model_copy(update={"codat_writes": read.codat_writes, "version": read.version})
+    undecided = (
+        read.status is PaymentStatus.UNKNOWN and changed.status in _DECISIONS_A_WRITE_CHANGES
+    )
+    return same == read and not undecided
 
 
 def _stored(payments: PaymentStore, company_id: str, payment_id: str) -> PaymentRecord:

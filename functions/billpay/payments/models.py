@@ -228,6 +228,23 @@ class Transition(_Model):
     reason: str
 
 
+class CodatWrite(_Model):
+    """A `billPayments.write.*` webhook attributed to this payment's attempt: what Codat reported
+    about a payment write while the attempt had no answer (docs/payments.md, "Codat's write
+    webhooks"). Evidence only: the bill still decides PAID; a successful one stops a new key."""
+
+    write_id: str = Field(alias="writeId")
+    webhook_id: str = Field(alias="webhookId")
+    # The attempt it is attached to (0 until attributed).
+    attempt: int = Field(default=0, ge=0)
+    successful: bool
+    status: str | None = None
+    # Codat's id of the payment written (a successful write); None when nothing was written.
+    record_id: str | None = Field(default=None, alias="recordId")
+    requested_at: datetime | None = Field(default=None, alias="requestedAt")
+    completed_at: datetime | None = Field(default=None, alias="completedAt")
+
+
 class PaymentRecord(_Model):
     """One item of the payments table."""
 
@@ -254,6 +271,12 @@ class PaymentRecord(_Model):
     # Codat's id of the last request that went wrong: what Codat's support asks for.
     correlation_id: str | None = Field(default=None, alias="correlationId")
     history: tuple[Transition, ...] = ()
+    # Codat's billPayments.write.* webhooks attributed to an attempt of this payment.
+    codat_writes: tuple[CodatWrite, ...] = Field(default=(), alias="codatWrites")
+
+    def reported_written(self, attempt: int) -> CodatWrite | None:
+        """A successful payment write Codat reported during `attempt`, if any."""
+        return next((w for w in self.codat_writes if w.attempt == attempt and w.successful), None)
 
     @model_validator(mode="after")
     def _history_starts_with_the_status(self) -> PaymentRecord:
@@ -314,6 +337,7 @@ class PaymentView(_Model):
     created_at: datetime = Field(serialization_alias="createdAt")
     updated_at: datetime = Field(serialization_alias="updatedAt")
     history: tuple[Transition, ...]
+    codat_writes: tuple[CodatWrite, ...] = Field(serialization_alias="codatWrites")
 
     @classmethod
     def of(cls, record: PaymentRecord) -> PaymentView:
@@ -336,6 +360,7 @@ class PaymentView(_Model):
             created_at=record.created_at,
             updated_at=record.updated_at,
             history=record.history,
+            codat_writes=record.codat_writes,
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -38,6 +38,10 @@ class PaymentStore(Protocol):
         """Move the bill from a payment that is over (but did not let go) to this one."""
         ...
 
+    def bill_holders(self, company_id: str) -> list[str]:
+        """The ids of the payments holding one of the company's bills (those in flight)."""
+        ...
+
     def unlock_bill(self, company_id: str, bill_id: str, payment_id: str) -> None:
         """Let go of the bill if this payment holds it; nothing otherwise."""
         ...
@@ -90,6 +94,9 @@ class CodatPayables(Protocol):
 class BillPayments(Protocol):
     """The payments listed on the product's copy of a bill (the payables table)."""
 
-    def record_payment(self, company_id: str, bill_id: str, payment: ProductPayment) -> None:
-        """List `payment` on the bill, replacing the entry with its id."""
+    def record_payment(
+        self, company_id: str, bill_id: str, payment: ProductPayment, version: int | None = None
+    ) -> None:
+        """List `payment` on the bill, replacing the entry with its id, unless the entry listed
+        comes from a newer `version` of the payment record (late or reordered writers)."""
         ...

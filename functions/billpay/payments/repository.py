@@ -101,6 +101,30 @@ class DynamoPaymentStore:
             return False
         return True
 
+    def bill_holders(self, company_id: str) -> list[str]:
+        """The payments holding a bill of the company: those in flight (one Query on the
+        company's `bill#` items, a handful at most; never a scan)."""
+        holders: list[str] = []
+        start: dict[str, Any] | None = None
+        while True:
+            request: dict[str, Any] = {
+                "TableName": self._table,
+                "KeyConditionExpression": "#c = :c AND begins_with(#k, :bill)",
+                "ExpressionAttributeNames": {"#c": PARTITION_KEY, "#k": SORT_KEY},
+                "ExpressionAttributeValues": {
+                    ":c": {"S": company_id},
+                    ":bill": {"S": BILL_PREFIX},
+                },
+                "ConsistentRead": True,
+            }
+            if start:
+                request["ExclusiveStartKey"] = start
+            page = self._client.query(**request)
+            holders.extend(item["holder"]["S"] for item in page["Items"] if "holder" in item)
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return holders
+
     def unlock_bill(self, company_id: str, bill_id: str, payment_id: str) -> None:
         # Held by another payment (or by none): the condition fails and nothing changes.
         with contextlib.suppress(self._client.exceptions.ConditionalCheckFailedException):

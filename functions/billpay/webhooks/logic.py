@@ -19,7 +19,9 @@ Effects, by event type (contracts in docs/events.md and docs/architecture.md):
 - read.completed.initial: each data type's status on the company, and the INITIAL_READ signal.
 - read.completed: each data type's status, and CompanyDataRead (bills refresh: issue #9).
 - bills.write.* / bill.write.* / billPayments.write.*: Bill(Payment)WriteSucceeded/Failed
-  (applied to bill state by issues #9/#10).
+  (applied to bill state by issue #9). A billPayments write is also attached to the one product
+  payment awaiting Codat's answer, as evidence (billpay.payments.logic.apply_codat_write: never
+  a status change; a reported success stops a new Idempotency-Key for that payment).
 - client.rateLimit.reached / reset: hold / release the Codat throttle.
 - anything else, or a company the product does not know: kept and acknowledged, no effect.
 """
@@ -45,6 +47,9 @@ from billpay.companies.ports import CompanyRepository, TaskResumer
 from billpay.core.errors import NotFoundError
 from billpay.events import models as events
 from billpay.events.publisher import EventPublisher
+from billpay.payments.logic import apply_codat_write
+from billpay.payments.models import CodatWrite, PaymentPolicy
+from billpay.payments.ports import PaymentStore
 from billpay.webhooks.models import (
     AUTHORIZATION_EVENTS,
     LINKED,
@@ -66,6 +71,15 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class PaymentWrites:
+    """Where billPayments.write.* webhooks are attached: the payments table, and the policy
+    (Codat's idempotency window) that says which attempt a write can be."""
+
+    payments: PaymentStore
+    policy: PaymentPolicy
+
+
+@dataclass(frozen=True)
 class Effects:
     """Where the effects land (adapters in production, fakes in unit tests)."""
 
@@ -73,6 +87,8 @@ class Effects:
     resumer: TaskResumer
     publisher: EventPublisher
     throttle: ThrottleStore
+    # None where the stack has no payments (the write events are still published).
+    payment_writes: PaymentWrites | None = None
 
 
 @dataclass(frozen=True)
@@ -319,7 +335,21 @@ def _write_result(
             )
         ]
     )
-    facts = {"pushId": payload.id, "recordId": record_id, "status": payload.status}
+    facts: dict[str, Any] = {"pushId": payload.id, "recordId": record_id, "status": payload.status}
+    if kind is EventKind.BILL_PAYMENT_WRITE and fx.payment_writes is not None:
+        write = CodatWrite(
+            write_id=payload.id,
+            webhook_id=webhook_id,
+            successful=write_succeeded(envelope.event_type),
+            status=payload.status,
+            record_id=record_id,
+            requested_at=payload.requested_on,
+            completed_at=payload.completed_on,
+        )
+        applied = apply_codat_write(
+            company_id, write, fx.payment_writes.payments, fx.payment_writes.policy
+        )
+        facts["payment"] = applied.facts()
     return Outcome(event_class.DETAIL_TYPE, company_id, {k: v for k, v in facts.items() if v})
 
 

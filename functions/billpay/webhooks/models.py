@@ -101,6 +101,8 @@ class WritePayload(_Codat):
     # Pending, Failed, Success, TimedOut (kept as sent)
     status: Text
     record: WrittenRecord | None = None
+    requested_on: UtcDateTime | None = Field(default=None, alias="requestedOnDate")
+    completed_on: UtcDateTime | None = Field(default=None, alias="completedOnDate")
 
 
 class RateLimitPayload(_Codat):

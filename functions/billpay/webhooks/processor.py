@@ -22,6 +22,8 @@ from billpay.core.observability import logger
 from billpay.core.settings import settings
 from billpay.events.publisher import EventBridgePublisher
 from billpay.onboarding.workflow import StepFunctionsTasks
+from billpay.payments.models import PaymentPolicy
+from billpay.payments.repository import DynamoPaymentStore
 from billpay.webhooks import logic
 from billpay.webhooks.store import DynamoWebhookStore
 
@@ -49,7 +51,18 @@ def default_dependencies() -> ProcessorDependencies:
             resumer=StepFunctionsTasks(aws.stepfunctions()),
             publisher=EventBridgePublisher(aws.eventbridge(), config.event_bus_name),
             throttle=DynamoThrottleStore(dynamodb, config.companies_table),
+            payment_writes=_payment_writes(dynamodb),
         ),
+    )
+
+
+def _payment_writes(dynamodb: Any) -> logic.PaymentWrites | None:
+    config = settings()
+    if not config.payments_table or not config.payment_policy:
+        return None  # a stack without payments (the fixture app): write events only published
+    return logic.PaymentWrites(
+        payments=DynamoPaymentStore(dynamodb, config.payments_table),
+        policy=PaymentPolicy.model_validate_json(config.payment_policy),
     )
 
 

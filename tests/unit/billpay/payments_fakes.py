@@ -109,6 +109,9 @@ class InMemoryPayments:
         self.locks[key] = payment_id
         return True
 
+    def bill_holders(self, company_id: str) -> list[str]:
+        return [holder for (company, _), holder in self.locks.items() if company == company_id]
+
     def unlock_bill(self, company_id: str, bill_id: str, payment_id: str) -> None:
         if self.locks.get((company_id, bill_id)) == payment_id:
             del self.locks[(company_id, bill_id)]
@@ -129,8 +132,16 @@ class InMemoryPayablesCopy:
 class RecordingBillPayments:
     def __init__(self) -> None:
         self.listed: dict[tuple[str, str], dict[str, str]] = {}
+        self.versions: dict[str, int] = {}
 
-    def record_payment(self, company_id: str, bill_id: str, payment: ProductPayment) -> None:
+    def record_payment(
+        self, company_id: str, bill_id: str, payment: ProductPayment, version: int | None = None
+    ) -> None:
+        seen = self.versions.get(payment.payment_id)
+        if version is not None and seen is not None and seen >= version:
+            return
+        if version is not None:
+            self.versions[payment.payment_id] = version
         self.listed.setdefault((company_id, bill_id), {})[payment.payment_id] = payment.status
 
 

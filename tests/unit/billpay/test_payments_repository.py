@@ -136,6 +136,25 @@ def test_a_bills_payments_are_listed_with_the_bill_in_order_and_updated_in_place
     assert len(payables.bill("smb-1", "bill-1").payments) == 2
 
 
+def test_a_payment_listed_late_from_an_older_record_version_changes_nothing(aws, payables_table):
+    # Given the webhook processor or an operator listed version 6 (PAID) of the payment
+    payables = DynamoPayablesRepository(aws("dynamodb"), payables_table)
+    payables.save_newer("smb-1", [open_bill()])
+    payables.record_payment("smb-1", "bill-1", listed("pay-1", "PAID"), version=6)
+    # When the workflow's listing of version 5 (UNKNOWN) lands after it, and again the same one
+    payables.record_payment("smb-1", "bill-1", listed("pay-1", "UNKNOWN"), version=5)
+    payables.record_payment("smb-1", "bill-1", listed("pay-1", "UNKNOWN"), version=6)
+    # Then the bill still lists the newest state; a newer version replaces it
+    assert [p.status for p in payables.bill("smb-1", "bill-1").payments] == ["PAID"]
+    payables.record_payment("smb-1", "bill-1", listed("pay-1", "PAID", "10.00"), version=7)
+    payables.record_payment("smb-1", "bill-1", listed("pay-2", "PENDING"), version=0)
+    listing = payables.bill("smb-1", "bill-1").payments
+    assert [(p.payment_id, p.status, str(p.amount)) for p in listing] == [
+        ("pay-1", "PAID", "10.00"),  # in the bill's places again (DynamoDB keeps 10)
+        ("pay-2", "PENDING", "10.00"),
+    ]
+
+
 def test_a_payment_listed_while_another_is_being_listed_does_not_erase_it(aws, payables_table):
     # moto's conditional writes are not atomic across threads, so the race is staged: another
     # writer lists pay-2 between this writer's read and its write.

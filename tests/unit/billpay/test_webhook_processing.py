@@ -332,3 +332,39 @@ def test_the_handler_reports_only_the_failed_records(world):
     assert world.store.get(good).status is EventStatus.APPLIED
     assert world.store.get(poisoned).status is EventStatus.RECEIVED
     assert "status" in world.store.get(poisoned).last_error
+
+
+def test_a_payment_write_is_attached_to_the_payment_awaiting_codats_answer_once(world):
+    # Given a payment whose attempt got a stored 500 (billpay.payments: UNKNOWN, bill held)
+    from billpay.payments.models import PaymentStatus
+
+    from .test_payments_codat_writes import unknown_after_a_stored_500
+    from .test_payments_workflow import World as PaymentsWorld
+
+    payments = PaymentsWorld()
+    unknown_after_a_stored_500(payments)
+    effects = logic.Effects(
+        world.companies, world.resumer, world.publisher, world.throttle,
+        payment_writes=logic.PaymentWrites(payments.payments, payments.flow.policy),
+    )  # fmt: skip
+    world.effects = effects
+    world.company(status=CompanyStatus.READY)
+    sent = payments.clock().isoformat()
+    payload = {**write(record_id="codat-pay-9"), "requestedOnDate": sent, "completedOnDate": sent}
+    # When Codat's webhook is processed, again (the same id), and delivered again (a new id)
+    first = world.receive("billPayments.write.successful", payload)
+    outcome = world.process(first)
+    assert world.process(first) is None
+    again = world.process(world.receive("billPayments.write.successful", payload))
+    # Then it is attached once, the payment's status untouched, and still published
+    assert outcome.facts["payment"] == {
+        "paymentId": "pay-1", "attached": True,
+        "attribution": "the only payment awaiting Codat's answer",
+    }  # fmt: skip
+    assert again.facts["payment"]["attribution"] == "already recorded"
+    record = payments.record()
+    assert record.status is PaymentStatus.UNKNOWN
+    assert [(w.write_id, w.record_id, w.webhook_id) for w in record.codat_writes] == [
+        ("push-1", "codat-pay-9", first)
+    ]
+    assert [type(e) for e in world.publisher.published] == [events.BillPaymentWriteSucceeded] * 2
