@@ -136,13 +136,18 @@ def test_the_payables_routes_are_on_the_api_behind_iam(dev):
     assert {"method.request.path.companyId": True, "method.request.path.billId": True} in params
 
 
-def test_a_run_starts_on_every_read_of_the_books_and_late_bill_write(dev):
+def test_a_run_starts_when_ready_on_every_read_of_the_books_and_late_bill_write(dev):
     dev.service.has_resource_properties(
         "AWS::Events::Rule",
         {
             "EventPattern": {
                 "source": ["billpay"],
-                "detail-type": ["BillWriteFailed", "BillWriteSucceeded", "CompanyDataRead"],
+                "detail-type": [
+                    "BillWriteFailed",
+                    "BillWriteSucceeded",
+                    "CompanyDataRead",
+                    "CompanyReady",
+                ],
             },
             "Targets": [Match.object_like({"RetryPolicy": {"MaximumRetryAttempts": 8}})],
         },

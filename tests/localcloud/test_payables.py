@@ -8,9 +8,12 @@ One product per module (the deploy costs seconds); each test makes its own SMB.
 from __future__ import annotations
 
 import base64
+import json
 import math
+from datetime import UTC, datetime
 from decimal import Decimal
 
+from billpay.onboarding.events import CompanyReady
 from localcloud.payables import LinkedSmb, linked_smb, wait_until
 
 STATUSES = {"Open", "PartiallyPaid", "Paid", "Void", "Draft"}
@@ -407,3 +410,30 @@ def test_every_bad_input_is_refused_and_nothing_reaches_codat(product_with_codat
         each.company_id: len(each.codat_bills()) for each in (smb, quickbooks, freeagent)
     } == bills
     assert smb.codat_attachments(bill_id) == []
+
+
+def test_a_company_made_ready_gets_its_initial_load(product_with_codat):
+    # Given an SMB onboarding has just made READY: it publishes CompanyReady
+    smb = linked_smb(product_with_codat, bills=40)
+    cloud = product_with_codat.cloud
+    ready = CompanyReady(
+        event_id=f"onboarding-{smb.company_id}-ready",
+        occurred_at=datetime.now(UTC),
+        company_id=smb.company_id,
+        codat_company_id=smb.codat_company_id,
+        connection_id=smb.connection_id,
+    )
+    event = {
+        "Source": "billpay",
+        "DetailType": CompanyReady.DETAIL_TYPE,
+        "EventBusName": cloud.output("EventBusName"),
+        "Detail": json.dumps(ready.detail()),
+    }
+    # When the event is delivered twice
+    for _ in range(2):
+        assert cloud.client("events").put_events(Entries=[event])["FailedEntryCount"] == 0
+    # Then one run loads the company's books
+    wait_until(lambda: smb.runs() and all(r["status"] != "RUNNING" for r in smb.runs()), 120)
+    (run,) = smb.runs()
+    assert run["status"] == "SUCCEEDED"
+    _same_as_codat(smb)

@@ -91,10 +91,12 @@ def sync_payables(
     return cursor.to_state()
 
 
-# Domain events (billpay.events.models, published by the webhook processor) that mean Codat's
-# copy of the books may have changed: a read completed, or a bill write reached the platform
-# (or failed there) after its synchronous answer.
-SYNC_CAUSES = frozenset({"CompanyDataRead", "BillWriteSucceeded", "BillWriteFailed"})
+# Domain events that start a run: onboarding made the company READY (the initial load), Codat
+# read the books again, or a bill write reached the platform (or failed there) after its
+# synchronous answer (billpay.webhooks.logic and billpay.onboarding publish them).
+SYNC_CAUSES = frozenset(
+    {"CompanyReady", "CompanyDataRead", "BillWriteSucceeded", "BillWriteFailed"}
+)
 # The data types a read must include for the payables to have changed.
 PAYABLE_DATA_TYPES = frozenset({"bills", "suppliers", "bankAccounts"})
 
