@@ -160,23 +160,27 @@ class PayablesSync(Construct):
             "LambdaInvoke may call the function's versions and aliases; still this one function.",
         )
 
-        # A run for every read of the books and every late bill write outcome: the webhook
-        # processor publishes them on the integration bus (billpay.webhooks.logic).
+        # A run for every read of the books and every late bill or supplier write outcome: the
+        # webhook processor publishes them on the integration bus (billpay.webhooks.logic). A
+        # refused write also fails the product's pending request for it (the ledger, in the
+        # payables table).
         self.requester = functions.function(
             "RequestPayablesSync",
             handler=constants.REQUEST_PAYABLES_SYNC_HANDLER,
-            description="Payables sync: start a run when Codat read the books or wrote a bill",
+            description="Payables sync: start a run when Codat read the books or wrote a record",
             environment={
                 constants.ENV_COMPANIES_TABLE: companies.table_name,
+                constants.ENV_PAYABLES_TABLE: payables.table_name,
                 constants.ENV_PAYABLES_SYNC_STATE_MACHINE_ARN: self.state_machine.state_machine_arn,
             },
         )
         self.grant_start(self.requester)
+        grant_payables(payables, self.requester, with_indexes=False)
         events.Rule(
             self,
             "OnBooksChanged",
             event_bus=event_bus,
-            description="Codat read the books, or a bill write reached the platform",
+            description="Codat read the books, or a bill or supplier write reached the platform",
             event_pattern=events.EventPattern(
                 source=[EVENT_SOURCE], detail_type=sorted(SYNC_CAUSES)
             ),

@@ -330,6 +330,43 @@ def test_each_write_through_codat_is_applied_once_under_a_retried_request(produc
     _same_as_codat(smb)
 
 
+def test_a_write_codat_reports_refused_after_a_lost_answer_is_refused_on_retry(
+    product_with_codat,
+):
+    from billpay.bills.models import RequestState
+
+    smb = linked_smb(product_with_codat, bills=10)
+    smb.sync("initial")
+    bill_id = next(b["id"] for b in smb.codat_bills().values() if b["status"] == "Open")
+    path = f"/companies/{smb.company_id}/bills/{bill_id}"
+    update = _bill_body(smb, "late-1", reference="REF-late")
+    with smb.api() as api:
+        # Given an update whose answer never came (Codat's 500): the request stays PENDING
+        product_with_codat.emulator.faults.add_rule(
+            kind="error", route="/companies/*/connections/*/payables/bills/*", method="PUT",
+            count=1,
+        )  # fmt: skip
+        assert api.put(path, json=update).status_code == 503
+        assert smb.copy().request(smb.company_id, "late-1").state is RequestState.PENDING
+        # When Codat reports the write refused by the platform (bills.write.unsuccessful)
+        smb.control(
+            "write-results",
+            {"dataType": "bills", "type": "Update", "successful": False, "status": "Failed",
+             "recordId": bill_id},
+        )  # fmt: skip
+        # Then the product's request is FAILED with Codat's reason
+        wait_until(
+            lambda: smb.copy().request(smb.company_id, "late-1").state is RequestState.FAILED, 60
+        )
+        # and a retry is refused with it, nothing sent to Codat again
+        calls = smb.codat_calls()
+        retried = api.put(path, json=update)
+        assert retried.status_code == 422, retried.text
+        assert "Codat reported it Failed" in retried.text
+        assert smb.codat_calls() == calls
+    assert smb.codat_bills()[bill_id]["reference"] != "REF-late"
+
+
 def test_every_bad_input_is_refused_and_nothing_reaches_codat(product_with_codat):
     from billpay.companies.models import CompanyStatus
     from billpay.companies.repository import DynamoCompanyRepository
