@@ -426,6 +426,8 @@ def test_every_bad_input_is_refused_and_nothing_reaches_codat(product_with_codat
         ("POST", f"/companies/{smb.company_id}/bills", None, {"bill": body["bill"]}, 400, "ValidationError"),
         ("PUT", f"/companies/{smb.company_id}/bills/{paid}", None, _bill_body(smb, "bad-5"), 409, "Conflict"),
         ("PUT", f"/companies/{smb.company_id}/bills/unknown-bill", None, _bill_body(smb, "bad-6"), 404, "NotFound"),
+        ("PUT", f"/companies/{smb.company_id}/suppliers/unknown-supplier", None, {"requestId": "bad-9", "supplier": {"supplierName": "Nobody Ltd"}}, 404, "NotFound"),
+        ("POST", f"/companies/{smb.company_id}/bills/unknown-bill/attachments", None, upload("scan.pdf", b"%PDF"), 404, "NotFound"),
         ("PUT", f"/companies/{smb.company_id}/suppliers/{body['bill']['supplierId']}", None, {"requestId": "bad-7", "supplier": {"supplierName": "Half"}}, 422, "PlatformRule"),
         ("POST", f"/companies/{smb.company_id}/bills/{bill_id}/attachments", None, upload("big.pdf", b"x" * (4 * 1024 * 1024 + 1)), 413, "AttachmentTooLarge"),
         ("POST", f"/companies/{smb.company_id}/bills/{bill_id}/attachments", None, upload("run.exe", b"MZ"), 415, "AttachmentTypeRefused"),
