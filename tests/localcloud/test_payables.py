@@ -476,3 +476,20 @@ def test_a_company_made_ready_gets_its_initial_load(product_with_codat):
     (run,) = smb.runs()
     assert run["status"] == "SUCCEEDED"
     _same_as_codat(smb)
+
+
+def test_the_sync_benchmark_measures_one_codat_call_a_page_and_no_scan(product_with_codat):
+    # benchmarks/payables_sync.py at a small size: what docs/benchmarks.md reports at 20,000
+    from benchmarks import payables_sync
+
+    figures = payables_sync.measure(product_with_codat, bills=150, changes=5, seed=None)
+    assert figures.same
+    first, then = figures.initial, figures.incremental
+    assert first["codat_calls"] == first["pages"] == figures.expected_pages
+    assert first["written"] >= figures.bills + figures.suppliers
+    # one transaction a page of suppliers or bills; no scan
+    assert first["transactions"] == figures.expected_pages - 1
+    assert first["scans"] == then["scans"] == 0
+    # the incremental run reads one page of each, and writes the five bills paid
+    assert then["codat_calls"] == then["pages"] == 3
+    assert 5 <= then["written"] < first["written"]
