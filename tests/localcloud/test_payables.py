@@ -358,6 +358,9 @@ def test_a_write_codat_reports_refused_after_a_lost_answer_is_refused_on_retry(
         wait_until(
             lambda: smb.copy().request(smb.company_id, "late-1").state is RequestState.FAILED, 60
         )
+        # (the refusal also starts a sync run: let it end before counting Codat's calls)
+        wait_until(lambda: len(smb.runs()) == 2, 60)
+        wait_until(lambda: all(r["status"] != "RUNNING" for r in smb.runs()), 60)
         # and a retry is refused with it, nothing sent to Codat again
         calls = smb.codat_calls()
         retried = api.put(path, json=update)
