@@ -12,6 +12,10 @@ PY := $(VENV)/bin/python
 LAMBDA_VENV := .venv-lambda-python
 STAGE ?= dev
 PYTEST_ARGS ?=
+# CI has 2 cores: one pytest worker each, a test file's tests kept on one worker (module fixtures
+# such as a running product are built once per file).
+PYTEST_PARALLEL ?= -n 2 --dist loadfile
+DEMO_ARGS ?=
 # Node 20 is past its end of life: jsii (synth) and the CDK CLI's AWS SDK (deploy, diff) each print
 # a notice about it on every run. They say nothing about this project; Node 22+ prints neither.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -19,7 +23,7 @@ export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 
 .PHONY: help install lint format typecheck test test-unit test-infra test-localcloud test-emulator \
-        test-e2e test-lambda-python synth demo dev emulator bootstrap deploy diff bench browser-deps \
+        test-e2e test-lambda-python synth demo dev emulator bootstrap deploy diff bench openapi browser-deps \
         clean
 
 help: ## list the targets
@@ -54,13 +58,13 @@ browser-deps: ## Debian's Chromium for the Link page browser test
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 test: lint typecheck synth browser-deps node_modules/.installed ## everything CI runs: lint, types, every test tier
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-lambda-python
 
 test-lambda-python: install ## the shipped code's unit tests again, on the Lambda runtime's Python
 	@python=$$($(PY) -m infra.bytecode) || exit 1; \
 	UV_PROJECT_ENVIRONMENT=$(abspath $(LAMBDA_VENV)) $(UV) sync --frozen --quiet --python "$$python"
-	$(LAMBDA_VENV)/bin/python -m pytest tests/unit/billpay -p no:cacheprovider $(PYTEST_ARGS)
+	$(LAMBDA_VENV)/bin/python -m pytest tests/unit/billpay -p no:cacheprovider $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 test-unit: install ## unit tier only (sockets blocked)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
@@ -74,20 +78,23 @@ test-localcloud: synth ## the synthesized template running on the local cloud
 test-emulator: install browser-deps ## Codat emulator contract tests through the real SDK
 	$(PY) -m pytest tests/emulator $(PYTEST_ARGS)
 
-test-e2e: synth ## the journey through the local API, as `make demo` runs it
+test-e2e: synth browser-deps ## the journey through the local API, as `make demo` and `make dev` run it
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
 synth: install ## synthesize into cdk.out; builds the dependency layer with pip, no Docker (cached by hash)
 	$(PY) app.py -c stage=$(STAGE)
 
-demo: synth ## run the journey locally on the local cloud (no AWS, no Codat, no Docker)
-	$(PY) -m localcloud demo
+demo: synth ## run the Bill Pay journey on the local cloud (no AWS, no Codat, no Docker); DEMO_ARGS="--faults"
+	$(PY) -m localcloud demo $(DEMO_ARGS)
 
 dev: synth ## keep the local cloud running (moto + local API on 127.0.0.1)
 	$(PY) -m localcloud dev
 
 emulator: install ## run the Codat emulator on 127.0.0.1
 	$(PY) -m codat_emulator
+
+openapi: install ## regenerate docs/openapi.json from the product API's handlers (a test fails if stale)
+	$(PY) -m ops openapi > docs/openapi.json.new && mv docs/openapi.json.new docs/openapi.json
 
 bench: synth ## run the benchmarks (figures go to docs/benchmarks.md by hand)
 	$(PY) -m benchmarks

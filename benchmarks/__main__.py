@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks import onboarding_cost, packaging, payables_sync, payments, webhook_ingress
+from benchmarks import demo, onboarding_cost, packaging, payables_sync, payments, webhook_ingress
 
 
 def main() -> None:
@@ -16,6 +16,8 @@ def main() -> None:
     payments.main([])
     print("\n## Syncing a company's payables (20,000 bills: about 5 minutes)\n")
     payables_sync.main([])
+    print("\n## make demo\n")
+    demo.main([])
 
 
 if __name__ == "__main__":

@@ -1,4 +1,7 @@
-"""python -m ops {codat-setup,replay,redrive-dlq} --stage dev ...  (docs/operations.md)"""
+"""python -m ops {codat-setup,replay,redrive-dlq} --stage dev ...  (docs/operations.md)
+
+python -m ops openapi > docs/openapi.json  (the product API's OpenAPI document)
+"""
 
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--company", help="only this product company id")
     replay.add_argument("--dry-run", action="store_true", help="count, send nothing")
     redrive = commands.add_parser("redrive-dlq", help="move dead-lettered webhooks back")
+    commands.add_parser("openapi", help="print the product API's OpenAPI document (no stage)")
     for command in (setup, replay, redrive):
         command.add_argument("--stage", required=True, help="dev, prod, ...")
         command.add_argument("--region", default=None)
@@ -40,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "openapi":
+        from ops import openapi  # imports the API handler: only for this command
+
+        sys.stdout.write(openapi.render())
+        return 0
     session = boto3.session.Session(region_name=args.region)
     deployed = stage.load_stage(args.stage, session.client("cloudformation"))
     if args.command == "codat-setup":

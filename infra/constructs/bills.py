@@ -160,14 +160,14 @@ class PayablesSync(Construct):
             "LambdaInvoke may call the function's versions and aliases; still this one function.",
         )
 
-        # A run for every read of the books and every late bill or supplier write outcome: the
-        # webhook processor publishes them on the integration bus (billpay.webhooks.logic). A
-        # refused write also fails the product's pending request for it (the ledger, in the
-        # payables table).
+        # A run when onboarding reaches READY (the initial load), for every read of the books and
+        # every late bill or supplier write outcome: onboarding and the webhook processor publish
+        # them on the integration bus (billpay.onboarding.steps, billpay.webhooks.logic). A refused
+        # write also fails the product's pending request for it (the ledger, in the payables table).
         self.requester = functions.function(
             "RequestPayablesSync",
             handler=constants.REQUEST_PAYABLES_SYNC_HANDLER,
-            description="Payables sync: start a run when Codat read the books or wrote a record",
+            description="Payables sync: start a run on READY, a read of the books or a write",
             environment={
                 constants.ENV_COMPANIES_TABLE: companies.table_name,
                 constants.ENV_PAYABLES_TABLE: payables.table_name,
@@ -180,7 +180,7 @@ class PayablesSync(Construct):
             self,
             "OnBooksChanged",
             event_bus=event_bus,
-            description="Codat read the books, or a bill or supplier write reached the platform",
+            description="A company READY, a read of the books, or a bill or supplier write outcome",
             event_pattern=events.EventPattern(
                 source=[EVENT_SOURCE], detail_type=sorted(SYNC_CAUSES)
             ),

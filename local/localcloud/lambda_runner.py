@@ -67,6 +67,16 @@ _config = _RunnerConfig()
 _invoke_lock = threading.RLock()
 _extract_lock = threading.Lock()
 _extract_root: Path | None = None
+# Invocations run per function name since the process started (what Lambda bills per request):
+# every path (Invoke, Step Functions tasks, SQS mappings, EventBridge targets) comes through here.
+_invocations: dict[str, int] = {}
+_invocations_lock = threading.Lock()
+
+
+def invocation_counts() -> dict[str, int]:
+    """Invocations so far, per function name (a copy: subtract two of them for a span)."""
+    with _invocations_lock:
+        return dict(_invocations)
 
 
 def configure(mode: RunnerMode, moto_endpoint: str | None) -> None:
@@ -180,6 +190,8 @@ def _normalize_event(event: Any) -> Any:
 def run_function(fn: Any, event: Any) -> tuple[str, bool, str]:
     """Replacement for moto's `LambdaFunction._invoke_lambda`."""
     fn.logs_backend.ensure_log_group(fn.logs_group_name)
+    with _invocations_lock:
+        _invocations[fn.function_name] = _invocations.get(fn.function_name, 0) + 1
     event = _normalize_event(event)
     request_id = str(uuid.uuid4())
     if _config.mode is RunnerMode.SUBPROCESS:

@@ -90,7 +90,8 @@ def cli_run(tmp_path_factory: pytest.TempPathFactory) -> CliRun:
 
 def test_the_cli_synthesizes_into_the_folder_it_was_given(cli_run):
     assert cli_run.returncode == 0, cli_run.stderr
-    assert f"Successfully synthesized to {cli_run.outdir}" in cli_run.stderr
+    # The CLI writes this line to stderr, or to stdout where CI=true (as on CI machines).
+    assert f"Successfully synthesized to {cli_run.outdir}" in cli_run.stdout + cli_run.stderr
     manifest = json.loads((cli_run.outdir / "manifest.json").read_text())
     stacks = {
         name: artifact

@@ -13,7 +13,7 @@ from pathlib import Path
 import boto3
 import httpx
 
-from localcloud import moto_runtime
+from localcloud import lambda_runner, moto_runtime
 from localcloud.product import running_product
 
 SOURCE = """
@@ -86,6 +86,17 @@ def test_each_function_keeps_its_own_module_state():
     # Nothing of the functions' code is left importable in the test process.
     assert "isolation_probe" not in sys.modules
     assert not any("localcloud-lambda-" in entry for entry in sys.path)
+
+
+def test_the_runner_counts_every_invocation_per_function():
+    with moto_runtime.in_process_moto():
+        _deploy_functions("caller", "callee")
+        before = lambda_runner.invocation_counts()
+        _invoke("callee")
+        _invoke("caller", {"other": "callee"})
+        after = lambda_runner.invocation_counts()
+    counted = {name: after[name] - before.get(name, 0) for name in ("caller", "callee")}
+    assert counted == {"caller": 1, "callee": 2}
 
 
 def test_a_new_deployment_starts_cold():

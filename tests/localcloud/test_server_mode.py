@@ -5,12 +5,9 @@ from __future__ import annotations
 import io
 import json
 import os
-import queue
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import zipfile
 from types import SimpleNamespace
@@ -20,8 +17,10 @@ import httpx
 import pytest
 
 from localcloud import lambda_runner, moto_runtime
+from localcloud.cli import port_is_free
 from localcloud.deploy import client_factory, deploy_assembly
 from localcloud.testing import LocalCloud
+from tests.dev_process import DevProcess
 
 
 def _free_port() -> int:
@@ -173,47 +172,18 @@ def test_dev_without_a_cloud_assembly_says_to_synthesize(tmp_path):
     assert "make synth" in stderr
 
 
-class _Output:
-    """A process's stdout read by a thread, so a quiet process cannot block the test."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        assert process.stdout is not None
-        self._lines: queue.Queue[str] = queue.Queue()
-        stdout = process.stdout
-
-        def pump() -> None:
-            for line in stdout:
-                self._lines.put(line)
-
-        threading.Thread(target=pump, daemon=True).start()
-
-    def read_until(self, marker: str, timeout: float) -> str:
-        seen = ""
-        deadline = time.monotonic() + timeout
-        while marker not in seen:
-            try:
-                seen += self._lines.get(timeout=max(deadline - time.monotonic(), 0.01))
-            except queue.Empty:
-                raise AssertionError(f"no {marker!r} within {timeout}s in: {seen}") from None
-        return seen
-
-
 def test_dev_serves_until_ctrl_c_then_stops_cleanly(fixture_cdk_out):
     api_port, moto_port = _free_port(), _free_port()
-    process = _dev(
-        "--cdk-out",
-        str(fixture_cdk_out),
-        "--api-port",
-        str(api_port),
-        "--moto-port",
-        str(moto_port),
+    dev = DevProcess(
+        "--cdk-out", fixture_cdk_out, "--api-port", str(api_port), "--moto-port", str(moto_port)
     )
     try:
-        output = _Output(process)
-        banner = output.read_until("Ctrl-C stops it.", timeout=90)
+        banner = dev.read_until("Ctrl-C stops it.", timeout=120)
         assert f"local API:   http://127.0.0.1:{api_port}" in banner
         assert f"moto server: http://127.0.0.1:{moto_port}" in banner
         assert "StateMachineArn = arn:aws:states:" in banner
+        # What it is doing is printed as it starts, not only once it is up.
+        assert banner.index("deploying") < banner.index("local cloud up")
         response = httpx.get(f"http://127.0.0.1:{api_port}/echo", timeout=30)
         assert response.status_code == 200
         # The moto server is usable by any client, e.g. to look at what the handlers wrote.
@@ -225,51 +195,65 @@ def test_dev_serves_until_ctrl_c_then_stops_cleanly(fixture_cdk_out):
             aws_secret_access_key="x",
         ).list_tables()["TableNames"]
         assert len(tables) == 1
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=20)
-        rest = output.read_until("stopped", timeout=5)
+        assert dev.interrupt(timeout=20) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0
-    assert "stopping the local cloud" in rest
+        dev.kill()
+    assert dev.stdout.endswith("stopping the local cloud\nstopped\n")
 
 
-def test_dev_runs_a_codat_emulator_the_product_calls_instead_of_codat(product_cdk_out):
-    # Given `make dev` on the product's own cdk.out
-    api_port, moto_port = _free_port(), _free_port()
+def test_a_dev_that_exits_early_is_reported_with_its_stderr_at_once(fixture_cdk_out):
+    # A crash before the banner must not look like a slow start: the wait ends when stdout closes.
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        dev = DevProcess("--cdk-out", fixture_cdk_out, "--api-port", "0", "--moto-port", str(port))
+        started = time.monotonic()
+        with pytest.raises(AssertionError) as failure:
+            dev.read_until("Ctrl-C stops it.", timeout=120)
+    assert time.monotonic() - started < 60
+    assert "the process ended before 'Ctrl-C stops it.'" in str(failure.value)
+    assert "exit code 3" in str(failure.value)
+    assert f"port {port} on 127.0.0.1 is already in use" in str(failure.value)
+
+
+def test_dev_checks_the_ports_after_api_port_for_the_other_rest_apis(product_cdk_out):
+    # The product has two REST APIs: the webhooks API is served on --api-port + 1.
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert port_is_free("127.0.0.1", port - 1), "unlucky: the port before is taken too"
+        process = _dev(
+            "--cdk-out", str(product_cdk_out), "--api-port", str(port - 1), "--moto-port", "0"
+        )
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 3
+    assert f"port {port} on 127.0.0.1 is already in use, so REST API number 2" in stderr
+    assert "--api-port (0 for free ports)" in stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--onboard", "(#)", "the name has no character Codat accepts"),
+        ("--platform", "nope", "unknown platform key 'nope'"),
+    ],
+)
+def test_dev_refuses_an_onboarding_the_api_would_refuse_before_starting(
+    product_cdk_out, option, value, message
+):
+    args = {"--onboard": "Acme Ltd", "--platform": "gbol", option: value}
     process = _dev(
         "--cdk-out",
         str(product_cdk_out),
         "--api-port",
-        str(api_port),
+        "0",
         "--moto-port",
-        str(moto_port),
-        env={"LOCALCLOUD_TIME_SCALE": "0.01"},
+        "0",
+        *[item for pair in args.items() for item in pair],
     )
-    try:
-        output = _Output(process)
-        banner = output.read_until("Ctrl-C stops it.", timeout=120)
-        assert "Codat emulator: http://127.0.0.1:" in banner
-        assert "its signed webhooks go to http://127.0.0.1:" in banner
-        emulator_url = banner.split("Codat emulator: ", 1)[1].split()[0]
-        # When onboarding starts, Then it creates the company and connection in the emulator
-        with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=35) as http:
-            body = {"companyId": "dev-1", "name": "Dev Ltd", "platformKey": "gbol"}
-            assert http.post("/companies", json=body).status_code == 202
-            deadline = time.monotonic() + 60
-            company: dict = {}
-            while company.get("status") != "PENDING_LINK":
-                assert time.monotonic() < deadline, company
-                time.sleep(0.2)
-                answer = http.get("/companies/dev-1")
-                company = answer.json() if answer.status_code == 200 else {}
-        assert company["linkUrl"].startswith(emulator_url)
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 5
+    assert message in stderr
+    assert "--onboard '" in stderr

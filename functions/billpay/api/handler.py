@@ -193,6 +193,16 @@ def _id(value: str, pattern: re.Pattern[str], name: str) -> str:
     return value
 
 
+@app.not_found
+def _no_route(_: Exception) -> Response[Any]:
+    """A path no route matches (an id with characters no route takes: API Gateway passes it on):
+    the API's own 404, not Powertools' `{"statusCode", "message"}`."""
+    event = app.current_event
+    return _error(
+        HTTPStatus.NOT_FOUND, "NotFound", f"no route for {event.http_method} {event.path}"
+    )
+
+
 @app.exception_handler(ValidationError)
 def _invalid(error: ValidationError) -> Response[Any]:
     details = [

@@ -93,9 +93,10 @@ def sync_payables(
     return cursor.to_state()
 
 
-# Domain events that start a run: onboarding made the company READY (the initial load), Codat
-# read the books again, or a bill or supplier write reached the platform (or failed there) after
-# its synchronous answer (billpay.webhooks.logic and billpay.onboarding publish them).
+# Domain events on the integration bus that mean the product's copy of the books must be (re)read:
+# onboarding reached READY (the initial load: Codat's first read is done), a read completed, or a
+# bill or supplier write reached the platform (or failed there) after its synchronous answer
+# (billpay.webhooks.logic and billpay.onboarding publish them).
 REFUSED_WRITES = {"BillWriteFailed": "bills", "SupplierWriteFailed": "suppliers"}
 SYNC_CAUSES = frozenset(
     {

@@ -106,7 +106,10 @@ class UploadAttachment(_Request):
         str, StringConstraints(pattern=r"^[A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+$", max_length=100)
     ] = Field(alias="contentType")
     # The file, base64.
-    content: bytes
+    content: bytes = Field(
+        description="The file, base64",
+        json_schema_extra={"format": "byte", "contentEncoding": "base64"},
+    )
 
     @field_validator("content", mode="before")
     @classmethod

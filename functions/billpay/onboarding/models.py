@@ -99,7 +99,9 @@ CompanyName = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH),
     AfterValidator(_codat_can_name),
 ]
-PlatformKey = Annotated[str, AfterValidator(_known_platform)]
+PlatformKey = Annotated[
+    str, AfterValidator(_known_platform), Field(json_schema_extra={"enum": sorted(PLATFORMS)})
+]
 RedirectUrl = Annotated[
     str, StringConstraints(max_length=REDIRECT_URL_MAX_LENGTH), AfterValidator(_absolute_http_url)
 ]

@@ -283,3 +283,11 @@ def test_a_rate_limited_answer_says_when_to_try_again(deps, codat):
 def test_unknown_route_answers_404(deps):
     status, _ = call(deps, "PUT", "/companies/smb-1")
     assert status == 404
+
+
+def test_a_path_no_route_takes_is_the_apis_own_404(deps):
+    # API Gateway passes ids with characters no route takes (`{companyId}` matches anything).
+    status, body = call(deps, "GET", "/companies/\x14/bills")
+    assert status == 404
+    assert body["error"]["code"] == "NotFound"
+    assert body["error"]["message"] == "no route for GET /companies/\x14/bills"
