@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks import demo, onboarding_cost, packaging, payments, webhook_ingress
+from benchmarks import demo, onboarding_cost, packaging, payables_sync, payments, webhook_ingress
 
 
 def main() -> None:
@@ -14,6 +14,8 @@ def main() -> None:
     onboarding_cost.main()
     print("\n## Paying a bill\n")
     payments.main([])
+    print("\n## Syncing a company's payables (20,000 bills: about 5 minutes)\n")
+    payables_sync.main([])
     print("\n## make demo\n")
     demo.main([])
 

@@ -161,23 +161,26 @@ class PayablesSync(Construct):
         )
 
         # A run when onboarding reaches READY (the initial load), for every read of the books and
-        # every late bill write outcome: onboarding and the webhook processor publish them on the
-        # integration bus (billpay.onboarding.steps, billpay.webhooks.logic).
+        # every late bill or supplier write outcome: onboarding and the webhook processor publish
+        # them on the integration bus (billpay.onboarding.steps, billpay.webhooks.logic). A refused
+        # write also fails the product's pending request for it (the ledger, in the payables table).
         self.requester = functions.function(
             "RequestPayablesSync",
             handler=constants.REQUEST_PAYABLES_SYNC_HANDLER,
-            description="Payables sync: start a run on READY, a read of the books or a bill write",
+            description="Payables sync: start a run on READY, a read of the books or a write",
             environment={
                 constants.ENV_COMPANIES_TABLE: companies.table_name,
+                constants.ENV_PAYABLES_TABLE: payables.table_name,
                 constants.ENV_PAYABLES_SYNC_STATE_MACHINE_ARN: self.state_machine.state_machine_arn,
             },
         )
         self.grant_start(self.requester)
+        grant_payables(payables, self.requester, with_indexes=False)
         events.Rule(
             self,
             "OnBooksChanged",
             event_bus=event_bus,
-            description="A company READY, a read of the books, or a bill write reached the platform",
+            description="A company READY, a read of the books, or a bill or supplier write outcome",
             event_pattern=events.EventPattern(
                 source=[EVENT_SOURCE], detail_type=sorted(SYNC_CAUSES)
             ),

@@ -1,7 +1,8 @@
 """Write webhooks end to end, through the real SDK and a verifying receiver: a bill attachment upload
-is ``bills.write.successful`` (type UploadAttachment), a write the accounting platform refuses is
-``{dataType}.write.unsuccessful`` beside its 400, and a request refused before it reaches the
-platform is only its synchronous error."""
+is ``bills.write.successful`` (type UploadAttachment), a supplier created or replaced is
+``suppliers.write.successful``, a write the accounting platform refuses is
+``{dataType}.write.unsuccessful`` beside its 400 (or later, through the write-results control
+route), and a request refused before it reaches the platform is only its synchronous error."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from .conftest import bill_prototype, make_linked_company
 WRITE_EVENTS = [
     "bills.write.successful",
     "bills.write.unsuccessful",
+    "suppliers.write.successful",
     "suppliers.write.unsuccessful",
     "billPayments.write.successful",
     "billPayments.write.unsuccessful",
@@ -176,3 +178,29 @@ def test_write_results_route_reports_a_timed_out_upload(world):
         {"status": "Pending"},
     ):
         assert http.post(f"{path}/write-results", json=bad).status_code == 400
+
+
+def test_supplier_writes_are_suppliers_write_webhooks(world):
+    _emu, receiver, http, linked = world
+    base = f"/companies/{linked.company_id}/connections/{linked.connection_id}/payables/suppliers"
+    created = http.post(base, json={"supplierName": "New Ltd", "status": "Active"})
+    assert created.status_code == 201, created.text
+    supplier_id = created.json()["id"]
+    replaced = http.put(
+        f"{base}/{supplier_id}", json={"supplierName": "New & Co Ltd", "status": "Active"}
+    )
+    assert replaced.status_code == 200, replaced.text
+    # the platform refuses a later write to it (reported after Codat answered)
+    control = f"/_emulator/companies/{linked.company_id}/connections/{linked.connection_id}"
+    late = {"dataType": "suppliers", "type": "Update", "successful": False, "status": "Failed",
+            "recordId": supplier_id}  # fmt: skip
+    assert http.post(f"{control}/write-results", json=late).status_code == 201
+    create, update, refused = delivered(http, receiver)
+    assert [(w.event_type, w.payload.type.value, w.payload.status.value) for w in
+            (create, update, refused)] == [
+        ("suppliers.write.successful", "Create", "Success"),
+        ("suppliers.write.successful", "Update", "Success"),
+        ("suppliers.write.unsuccessful", "Update", "Failed"),
+    ]  # fmt: skip
+    assert {w.payload.record.id for w in (create, update, refused)} == {supplier_id}
+    assert {w.payload.connection_id for w in (create, update, refused)} == {linked.connection_id}

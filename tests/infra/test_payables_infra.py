@@ -136,7 +136,7 @@ def test_the_payables_routes_are_on_the_api_behind_iam(dev):
     assert {"method.request.path.companyId": True, "method.request.path.billId": True} in params
 
 
-def test_a_run_starts_on_every_read_of_the_books_and_late_bill_write(dev):
+def test_a_run_starts_when_ready_on_every_read_of_the_books_and_late_bill_write(dev):
     dev.service.has_resource_properties(
         "AWS::Events::Rule",
         {
@@ -147,6 +147,8 @@ def test_a_run_starts_on_every_read_of_the_books_and_late_bill_write(dev):
                     "BillWriteSucceeded",
                     "CompanyDataRead",
                     "CompanyReady",
+                    "SupplierWriteFailed",
+                    "SupplierWriteSucceeded",
                 ],
             },
             "Targets": [Match.object_like({"RetryPolicy": {"MaximumRetryAttempts": 8}})],
@@ -156,3 +158,8 @@ def test_a_run_starts_on_every_read_of_the_books_and_late_bill_write(dev):
     starts = [s for s in statements if "states:StartExecution" in _actions(s)]
     assert starts
     assert "PayablesSync" in json.dumps(starts)
+    # the ledger: a refused write fails the pending request (a Query and an UpdateItem)
+    ledger = [s for s in statements if "dynamodb:UpdateItem" in _actions(s)]
+    assert ledger
+    assert "dynamodb:Query" in _actions(ledger[0])
+    assert "PayablesTable" in json.dumps(ledger)

@@ -8,9 +8,12 @@ One product per module (the deploy costs seconds); each test makes its own SMB.
 from __future__ import annotations
 
 import base64
+import json
 import math
+from datetime import UTC, datetime
 from decimal import Decimal
 
+from billpay.onboarding.events import CompanyReady
 from localcloud.payables import LinkedSmb, linked_smb, wait_until
 
 STATUSES = {"Open", "PartiallyPaid", "Paid", "Void", "Draft"}
@@ -327,6 +330,46 @@ def test_each_write_through_codat_is_applied_once_under_a_retried_request(produc
     _same_as_codat(smb)
 
 
+def test_a_write_codat_reports_refused_after_a_lost_answer_is_refused_on_retry(
+    product_with_codat,
+):
+    from billpay.bills.models import RequestState
+
+    smb = linked_smb(product_with_codat, bills=10)
+    smb.sync("initial")
+    bill_id = next(b["id"] for b in smb.codat_bills().values() if b["status"] == "Open")
+    path = f"/companies/{smb.company_id}/bills/{bill_id}"
+    update = _bill_body(smb, "late-1", reference="REF-late")
+    with smb.api() as api:
+        # Given an update whose answer never came (Codat's 500): the request stays PENDING
+        product_with_codat.emulator.faults.add_rule(
+            kind="error", route="/companies/*/connections/*/payables/bills/*", method="PUT",
+            count=1,
+        )  # fmt: skip
+        assert api.put(path, json=update).status_code == 503
+        assert smb.copy().request(smb.company_id, "late-1").state is RequestState.PENDING
+        # When Codat reports the write refused by the platform (bills.write.unsuccessful)
+        smb.control(
+            "write-results",
+            {"dataType": "bills", "type": "Update", "successful": False, "status": "Failed",
+             "recordId": bill_id},
+        )  # fmt: skip
+        # Then the product's request is FAILED with Codat's reason
+        wait_until(
+            lambda: smb.copy().request(smb.company_id, "late-1").state is RequestState.FAILED, 60
+        )
+        # (the refusal also starts a sync run: let it end before counting Codat's calls)
+        wait_until(lambda: len(smb.runs()) == 2, 60)
+        wait_until(lambda: all(r["status"] != "RUNNING" for r in smb.runs()), 60)
+        # and a retry is refused with it, nothing sent to Codat again
+        calls = smb.codat_calls()
+        retried = api.put(path, json=update)
+        assert retried.status_code == 422, retried.text
+        assert "Codat reported it Failed" in retried.text
+        assert smb.codat_calls() == calls
+    assert smb.codat_bills()[bill_id]["reference"] != "REF-late"
+
+
 def test_every_bad_input_is_refused_and_nothing_reaches_codat(product_with_codat):
     from billpay.companies.models import CompanyStatus
     from billpay.companies.repository import DynamoCompanyRepository
@@ -386,6 +429,8 @@ def test_every_bad_input_is_refused_and_nothing_reaches_codat(product_with_codat
         ("POST", f"/companies/{smb.company_id}/bills", None, {"bill": body["bill"]}, 400, "ValidationError"),
         ("PUT", f"/companies/{smb.company_id}/bills/{paid}", None, _bill_body(smb, "bad-5"), 409, "Conflict"),
         ("PUT", f"/companies/{smb.company_id}/bills/unknown-bill", None, _bill_body(smb, "bad-6"), 404, "NotFound"),
+        ("PUT", f"/companies/{smb.company_id}/suppliers/unknown-supplier", None, {"requestId": "bad-9", "supplier": {"supplierName": "Nobody Ltd"}}, 404, "NotFound"),
+        ("POST", f"/companies/{smb.company_id}/bills/unknown-bill/attachments", None, upload("scan.pdf", b"%PDF"), 404, "NotFound"),
         ("PUT", f"/companies/{smb.company_id}/suppliers/{body['bill']['supplierId']}", None, {"requestId": "bad-7", "supplier": {"supplierName": "Half"}}, 422, "PlatformRule"),
         ("POST", f"/companies/{smb.company_id}/bills/{bill_id}/attachments", None, upload("big.pdf", b"x" * (4 * 1024 * 1024 + 1)), 413, "AttachmentTooLarge"),
         ("POST", f"/companies/{smb.company_id}/bills/{bill_id}/attachments", None, upload("run.exe", b"MZ"), 415, "AttachmentTypeRefused"),
@@ -407,3 +452,47 @@ def test_every_bad_input_is_refused_and_nothing_reaches_codat(product_with_codat
         each.company_id: len(each.codat_bills()) for each in (smb, quickbooks, freeagent)
     } == bills
     assert smb.codat_attachments(bill_id) == []
+
+
+def test_a_company_made_ready_gets_its_initial_load(product_with_codat):
+    # Given an SMB onboarding has just made READY: it publishes CompanyReady
+    smb = linked_smb(product_with_codat, bills=40)
+    cloud = product_with_codat.cloud
+    ready = CompanyReady(
+        event_id=f"onboarding-{smb.company_id}-ready",
+        occurred_at=datetime.now(UTC),
+        company_id=smb.company_id,
+        codat_company_id=smb.codat_company_id,
+        connection_id=smb.connection_id,
+    )
+    event = {
+        "Source": "billpay",
+        "DetailType": CompanyReady.DETAIL_TYPE,
+        "EventBusName": cloud.output("EventBusName"),
+        "Detail": json.dumps(ready.detail()),
+    }
+    # When the event is delivered twice
+    for _ in range(2):
+        assert cloud.client("events").put_events(Entries=[event])["FailedEntryCount"] == 0
+    # Then one run loads the company's books
+    wait_until(lambda: smb.runs() and all(r["status"] != "RUNNING" for r in smb.runs()), 120)
+    (run,) = smb.runs()
+    assert run["status"] == "SUCCEEDED"
+    _same_as_codat(smb)
+
+
+def test_the_sync_benchmark_measures_one_codat_call_a_page_and_no_scan(product_with_codat):
+    # benchmarks/payables_sync.py at a small size: what docs/benchmarks.md reports at 20,000
+    from benchmarks import payables_sync
+
+    figures = payables_sync.measure(product_with_codat, bills=150, changes=5, seed=None)
+    assert figures.same
+    first, then = figures.initial, figures.incremental
+    assert first["codat_calls"] == first["pages"] == figures.expected_pages
+    assert first["written"] >= figures.bills + figures.suppliers
+    # one transaction a page of suppliers or bills; no scan
+    assert first["transactions"] == figures.expected_pages - 1
+    assert first["scans"] == then["scans"] == 0
+    # the incremental run reads one page of each, and writes the five bills paid
+    assert then["codat_calls"] == then["pages"] == 3
+    assert 5 <= then["written"] < first["written"]

@@ -289,6 +289,10 @@ MAPPED: dict[str, tuple[str, str]] = {
     ".venv/bin/python -m benchmarks.webhook_ingress": ("make bench", "a part of `make bench`"),
     ".venv/bin/python -m benchmarks.onboarding_cost": ("make bench", "a part of `make bench`"),
     ".venv/bin/python -m benchmarks.demo --runs 2": ("make bench", "a part of `make bench`"),
+    ".venv/bin/python -m benchmarks.payables_sync --bills 20000 --changes 50": (
+        "make bench",
+        "a part of `make bench`; measure() runs at 150 bills in tests/localcloud/test_payables.py",
+    ),
     "make openapi": (
         "tests/unit/ops/test_openapi.py::test_docs_openapi_json_is_what_the_handlers_generate",
         "writes docs/openapi.json; the test fails when the file differs from what it generates",

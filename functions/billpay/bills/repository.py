@@ -411,6 +411,64 @@ class DynamoPayablesRepository:
             },
         )
 
+    def pending_requests(self, company_id: str, operations: Sequence[str]) -> list[WriteRequest]:
+        """The company's PENDING requests for these operations: a Query of its ledger (30 days of
+        requests at most, TTL), filtered on DynamoDB's side."""
+        if not operations:
+            return []
+        names = {f":op{n}": {"S": op} for n, op in enumerate(operations)}
+        query: dict[str, Any] = {
+            "KeyConditionExpression": "#pk = :company AND begins_with(#sk, :prefix)",
+            "FilterExpression": f"#s = :pending AND #op IN ({', '.join(names)})",
+            "ExpressionAttributeNames": {
+                "#pk": PARTITION_KEY,
+                "#sk": SORT_KEY,
+                "#s": "state",
+                "#op": "operation",
+            },
+            "ExpressionAttributeValues": {
+                ":company": {"S": company_id},
+                ":prefix": {"S": REQUEST_PREFIX},
+                ":pending": {"S": RequestState.PENDING.value},
+                **names,
+            },
+        }
+        found: list[WriteRequest] = []
+        while True:
+            answer = self._client.query(TableName=self._table, ConsistentRead=True, **query)
+            now = int(datetime.now(UTC).timestamp())
+            found += [
+                WriteRequest.model_validate(item)
+                for item in map(from_dynamo, answer["Items"])
+                if item["expiresAt"] >= now
+            ]
+            last = answer.get("LastEvaluatedKey")
+            if not last:
+                return found
+            query["ExclusiveStartKey"] = last
+
+    def fail_pending_request(
+        self, company_id: str, request_id: str, attempt: int, outcome: dict[str, Any]
+    ) -> bool:
+        """FAILED with `outcome`, if the request is still PENDING at `attempt`."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=_key(company_id, REQUEST_PREFIX + request_id),
+                UpdateExpression="SET #s = :failed, outcome = :outcome",
+                ConditionExpression="#s = :pending AND attempt = :attempt",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues={
+                    ":failed": {"S": RequestState.FAILED.value},
+                    ":pending": {"S": RequestState.PENDING.value},
+                    ":attempt": {"N": str(attempt)},
+                    ":outcome": to_attribute(_attributes(outcome)),
+                },
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False  # answered, or a newer attempt started, in the meantime
+        return True
+
     # -- where each sync run is -----------------------------------------------------------------
 
     def save_cursor(self, company_id: str, run_id: str, cursor: dict[str, Any]) -> None:

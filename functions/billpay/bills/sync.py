@@ -175,6 +175,7 @@ def plan_sync(
         },
         phase=PHASES[0],
         phase_started_at=now,
+        pages_per_step=request.pages_per_step,
     )
 
 

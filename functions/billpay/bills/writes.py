@@ -21,7 +21,7 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -198,6 +198,16 @@ class PayablesLedger(PayablesStore, PayablesReader, Protocol):
     def add_payment_account(
         self, company_id: str, account: PaymentAccount, at: datetime
     ) -> None: ...
+
+    def pending_requests(self, company_id: str, operations: Sequence[str]) -> list[WriteRequest]:
+        """The company's PENDING requests for these operations."""
+        ...
+
+    def fail_pending_request(
+        self, company_id: str, request_id: str, attempt: int, outcome: dict[str, Any]
+    ) -> bool:
+        """FAILED with `outcome` if still PENDING at `attempt`; False otherwise."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -510,3 +520,57 @@ def _fingerprint(operation: str, content: BaseModel | dict[str, Any]) -> str:
     )
     canonical = json.dumps([operation, data], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# -- a write Codat reports refused after answering ------------------------------------------------
+
+# The product's operation a late write outcome is about, by Codat's data type and write type. A
+# refused create names no record: the product cannot tell which of its pending creates it was, and
+# leaves them to a retry (which looks in Codat before sending again).
+_OPERATION_OF = {
+    ("bills", "Update"): "updateBill:{}",
+    ("bills", "UploadAttachment"): "uploadAttachment:{}",
+    ("suppliers", "Update"): "updateSupplier:{}",
+}
+# Codat's status for a write the platform refused. TimedOut is not a refusal: the write may have
+# landed, so the request stays PENDING and a retry looks for the record first.
+REFUSED = "Failed"
+
+
+@dataclass(frozen=True)
+class LateWriteOutcome:
+    """What a `{dataType}.write.unsuccessful` webhook said (billpay.events.models.WriteOutcome)."""
+
+    data_type: str
+    write_type: str | None
+    record_id: str | None
+    status: str
+    push_id: str
+    reported_at: datetime
+
+
+def apply_refused_write(
+    ledger: PayablesLedger, company_id: str, outcome: LateWriteOutcome
+) -> list[str]:
+    """Codat reported a write refused by the accounting platform after the product's call went
+    unanswered (a timeout, a 5xx): the product's PENDING requests for that write become FAILED
+    with Codat's reason, so a retry answers that reason instead of writing again. Only attempts
+    started before Codat's report are failed. Returns the request ids failed."""
+    template = _OPERATION_OF.get((outcome.data_type, outcome.write_type or ""))
+    if outcome.status != REFUSED or template is None or outcome.record_id is None:
+        return []
+    operation = template.format(outcome.record_id)
+    reason = {
+        "message": (
+            f"the accounting platform refused the write: Codat reported it {outcome.status} "
+            f"(write request {outcome.push_id}); change the request and send it with a new "
+            "requestId"
+        )
+    }
+    failed = []
+    for request in ledger.pending_requests(company_id, [operation]):
+        if request.attempt_at > outcome.reported_at:
+            continue  # a later attempt: not the write Codat reported
+        if ledger.fail_pending_request(company_id, request.request_id, request.attempt, reason):
+            failed.append(request.request_id)
+    return failed

@@ -95,6 +95,14 @@ class BillWriteFailed(WriteOutcome):
     DETAIL_TYPE: ClassVar[str] = "BillWriteFailed"
 
 
+class SupplierWriteSucceeded(WriteOutcome):
+    DETAIL_TYPE: ClassVar[str] = "SupplierWriteSucceeded"
+
+
+class SupplierWriteFailed(WriteOutcome):
+    DETAIL_TYPE: ClassVar[str] = "SupplierWriteFailed"
+
+
 class BillPaymentWriteSucceeded(WriteOutcome):
     DETAIL_TYPE: ClassVar[str] = "BillPaymentWriteSucceeded"
 

@@ -18,10 +18,12 @@ Effects, by event type (contracts in docs/events.md and docs/architecture.md):
   NEEDS_RELINK company back to READY.
 - read.completed.initial: each data type's status on the company, and the INITIAL_READ signal.
 - read.completed: each data type's status, and CompanyDataRead (bills refresh: issue #9).
-- bills.write.* / bill.write.* / billPayments.write.*: Bill(Payment)WriteSucceeded/Failed
-  (applied to bill state by issue #9). A billPayments write is also attached to the one product
-  payment awaiting Codat's answer, as evidence (billpay.payments.logic.apply_codat_write: never
-  a status change; a reported success stops a new Idempotency-Key for that payment).
+- bills.write.* / bill.write.*, suppliers.write.* / supplier.write.*, billPayments.write.*:
+  Bill/Supplier/BillPaymentWriteSucceeded/Failed. billpay.bills applies the bill and supplier
+  outcomes (a sync run; a refused write fails the product's pending request). A billPayments
+  write is attached to the one product payment awaiting Codat's answer, as evidence
+  (billpay.payments.logic.apply_codat_write: never a status change; a reported success stops a
+  new Idempotency-Key for that payment).
 - client.rateLimit.reached / reset: hold / release the Codat throttle.
 - anything else, or a company the product does not know: kept and acknowledged, no effect.
 """
@@ -309,6 +311,8 @@ def _read_completed(
 _WRITE_EVENTS: dict[tuple[EventKind, bool], type[events.WriteOutcome]] = {
     (EventKind.BILL_WRITE, True): events.BillWriteSucceeded,
     (EventKind.BILL_WRITE, False): events.BillWriteFailed,
+    (EventKind.SUPPLIER_WRITE, True): events.SupplierWriteSucceeded,
+    (EventKind.SUPPLIER_WRITE, False): events.SupplierWriteFailed,
     (EventKind.BILL_PAYMENT_WRITE, True): events.BillPaymentWriteSucceeded,
     (EventKind.BILL_PAYMENT_WRITE, False): events.BillPaymentWriteFailed,
 }

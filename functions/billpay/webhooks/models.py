@@ -118,6 +118,7 @@ class EventKind(StrEnum):
     INITIAL_READ = "initialRead"
     READ = "read"
     BILL_WRITE = "billWrite"
+    SUPPLIER_WRITE = "supplierWrite"
     BILL_PAYMENT_WRITE = "billPaymentWrite"
     RATE_LIMIT_REACHED = "rateLimitReached"
     RATE_LIMIT_RESET = "rateLimitReset"
@@ -146,6 +147,8 @@ _EXACT = {
 _WRITES = {
     "bills": EventKind.BILL_WRITE,
     "bill": EventKind.BILL_WRITE,
+    "suppliers": EventKind.SUPPLIER_WRITE,
+    "supplier": EventKind.SUPPLIER_WRITE,
     "billPayments": EventKind.BILL_PAYMENT_WRITE,
     "billPayment": EventKind.BILL_PAYMENT_WRITE,
 }

@@ -226,6 +226,8 @@ def test_reads_in_any_order_keep_the_newest_status_per_data_type(world, reverse)
         ("bill.write.unsuccessful", write("Failed", None), events.BillWriteFailed),
         ("billPayments.write.successful", write(), events.BillPaymentWriteSucceeded),
         ("billPayments.write.unsuccessful", write("TimedOut", None), events.BillPaymentWriteFailed),
+        ("suppliers.write.successful", write(), events.SupplierWriteSucceeded),
+        ("supplier.write.unsuccessful", write("Failed"), events.SupplierWriteFailed),
     ],
 )
 def test_write_outcomes_are_published(world, event_type, payload, expected):
