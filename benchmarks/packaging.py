@@ -32,7 +32,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from infra import bytecode, lambda_replica
+from infra import bytecode, constants, lambda_replica
 from infra.constructs.functions import RUNTIME
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,13 +48,34 @@ _BOTO3_ON_TOP = (
     "import boto3\n"
     "print(time.perf_counter() - wall)\n"
 )
-# Prints the wall-clock and CPU seconds one import takes in this fresh interpreter. argv: module.
+# Prints the wall-clock and CPU seconds the imports take in this fresh interpreter. argv: modules.
 _TIMED_IMPORT = (
     "import importlib, sys, time\n"
     "wall, cpu = time.perf_counter(), time.process_time()\n"
-    "importlib.import_module(sys.argv[1])\n"
+    "for module in sys.argv[1:]:\n"
+    "    importlib.import_module(module)\n"
     "print(time.perf_counter() - wall, time.process_time() - cpu)\n"
 )
+# The third-party floor, written as modules so that they can be compiled like the code asset:
+# what every function imports before any module of ours. botocore's session and config are what
+# every function needs to make its AWS clients (the runtime's botocore, precompiled, so the same
+# in both columns); the second adds pydantic with one model built and Powertools' Logger, which
+# every function but the webhook ingress imports.
+_FLOORS = {
+    "_floor_botocore": (
+        "botocore's session and config alone (every function; the webhook ingress's floor)",
+        "import botocore.config\nimport botocore.session\n",
+    ),
+    "_floor_stack": (
+        "botocore + pydantic with one model + Powertools' Logger (every other function's floor)",
+        "import botocore.config\nimport botocore.session\n"
+        "from aws_lambda_powertools import Logger\nfrom pydantic import BaseModel\n\n\n"
+        "class One(BaseModel):\n    x: int\n",
+    ),
+}
+# What a function that calls Codat imports on its first request when its module does not import
+# the SDK at module level (the one client factory, which imports the SDK).
+CODAT_CLIENT = "billpay.codat.client"
 
 
 def _run(args: list[str], env: dict[str, str] | None = None) -> float:
@@ -123,10 +144,10 @@ def asset_sizes() -> dict[str, str]:
 
 
 def _timed_import(
-    replica: lambda_replica.Replica, module: str, code: Path, layer: Path | None
+    replica: lambda_replica.Replica, modules: tuple[str, ...], code: Path, layer: Path | None
 ) -> tuple[float, float]:
     result = subprocess.run(  # noqa: S603 - our interpreter, fixed script
-        replica.command("-P", "-c", _TIMED_IMPORT, module),
+        replica.command("-P", "-c", _TIMED_IMPORT, *modules),
         env=replica.environment(code, layer),
         capture_output=True,
         text=True,
@@ -138,7 +159,8 @@ def _timed_import(
 
 def dominant_packages(
     replica: lambda_replica.Replica,
-    entry: lambda_replica.EntryModule,
+    modules: tuple[str, ...],
+    code: Path,
     runs: int = 7,
     top: int = 5,
 ) -> list[tuple[str, float]]:
@@ -147,8 +169,8 @@ def dominant_packages(
     samples: collections.defaultdict[str, list[int]] = collections.defaultdict(list)
     for _ in range(runs):
         result = subprocess.run(  # noqa: S603 - our interpreter, fixed arguments
-            replica.command("-X", "importtime", "-c", f"import {entry.module}"),
-            env=replica.environment(entry.code),
+            replica.command("-X", "importtime", "-c", f"import {', '.join(modules)}"),
+            env=replica.environment(code),
             capture_output=True,
             text=True,
             check=True,
@@ -187,28 +209,59 @@ def import_times(repeats: int) -> tuple[list[list[str]], list[str], list[str]]:
                 source_code[handler.code] = lambda_replica.source_copy(handler.code, target)
         # One row per module the handlers live in (functions sharing a module import the same).
         entries = lambda_replica.entry_modules(handlers)
-        measured = [(entry.label, entry) for entry in entries]
-        # For scale: the Codat SDK on its own, what a function that calls Codat adds.
-        sdk = lambda_replica.EntryModule(module=CODAT_SDK, code=entries[0].code, handlers=())
-        measured.append((f"`import {CODAT_SDK}` alone, for scale", sdk))
-        for label, entry in measured:
+        measured: list[tuple[str, tuple[str, ...], Path, Path]] = [
+            (entry.label, (entry.module,), entry.code, source_code[entry.code]) for entry in entries
+        ]
+        # A function that calls Codat from a module that does not import the SDK imports it on
+        # its first request: its cold start is that row plus the client's import, measured here.
+        for entry in entries:
+            calls_codat = sorted(
+                h.attribute
+                for h in entry.handlers
+                if constants.ENV_CODAT_API_KEY_SECRET_ARN in h.environment
+            )
+            if calls_codat and CODAT_SDK not in replica.probe(entry).modules:
+                measured.append(
+                    (
+                        f"`{entry.module}` + `{CODAT_CLIENT}`, imported by the first request of "
+                        f"{', '.join(calls_codat)}",
+                        (entry.module, CODAT_CLIENT),
+                        entry.code,
+                        source_code[entry.code],
+                    )
+                )
+        # For scale: the Codat SDK on its own, what a function that calls Codat adds; and the
+        # third-party floors, compiled (or not) like the code asset.
+        code = entries[0].code
+        measured.append(
+            (f"`import {CODAT_SDK}` alone, for scale", (CODAT_SDK,), code, source_code[code])
+        )
+        floors = work / "floors"
+        floors.mkdir()
+        for module, (_, text) in _FLOORS.items():
+            (floors / f"{module}.py").write_text(text)
+        interpreter.compile_tree(floors, mount=bytecode.CODE_MOUNT)
+        floors_source = lambda_replica.source_copy(floors, work / "floors-source")
+        for module, (label, _) in _FLOORS.items():
+            measured.append((f"floor: {label}", (module,), floors, floors_source))
+        for label, modules, compiled_code, source_only_code in measured:
             compiled: list[tuple[float, float]] = []
             source: list[tuple[float, float]] = []
             try:
-                _timed_import(replica, entry.module, entry.code, None)  # warm the file cache
+                _timed_import(replica, modules, compiled_code, None)  # warm the file cache
             except subprocess.CalledProcessError as error:
                 reason = error.stderr.strip().splitlines()[-1]
                 rows.append([label, *(["does not import"] * 6)])
                 notes.append(f"- {label}: does not import: {reason}")
                 continue
             cases = [
-                (compiled, entry.code, None),
-                (source, source_code[entry.code], source_layer),
+                (compiled, compiled_code, None),
+                (source, source_only_code, source_layer),
             ]
             for run in range(repeats):
                 # Alternate which case goes first, so that a burst of noise favours neither.
-                for results, code, layer in cases if run % 2 == 0 else cases[::-1]:
-                    results.append(_timed_import(replica, entry.module, code, layer))
+                for results, folder, layer in cases if run % 2 == 0 else cases[::-1]:
+                    results.append(_timed_import(replica, modules, folder, layer))
             row = [label]
             for clock in (0, 1):  # wall, then CPU
                 from_bytecode = 1000 * statistics.median(run[clock] for run in compiled)
@@ -219,8 +272,8 @@ def import_times(repeats: int) -> tuple[list[list[str]], list[str], list[str]]:
                     f"**{from_bytecode / from_source:.2f}**",
                 ]
             rows.append(row)
-            top = ", ".join(f"{name} {ms:.0f}" for name, ms in dominant_packages(replica, entry))
-            notes.append(f"- {label}: {top}")
+            top = dominant_packages(replica, modules, compiled_code)
+            notes.append(f"- {label}: " + ", ".join(f"{name} {ms:.0f}" for name, ms in top))
         boto3_on_top = statistics.median(
             float(
                 subprocess.run(  # noqa: S603 - our interpreter, fixed script

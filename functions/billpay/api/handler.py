@@ -21,10 +21,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from billpay.api.bodies import BadRequest, Body, UnsupportedMediaType, parse_body
@@ -48,6 +47,9 @@ from billpay.onboarding.workflow import StepFunctionsWorkflow
 from billpay.payments import logic as payments
 from billpay.payments.models import PAYMENT_ID_PATTERN, PaymentRequest, PaymentView
 from billpay.payments.repository import DynamoPaymentStore
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 app = APIGatewayRestResolver()
 app.include_router(payables_routes)

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from billpay.bills import sync, writes
 from billpay.bills.ports import PayablesSource, PayablesStore
@@ -24,6 +22,9 @@ from billpay.core import aws
 from billpay.core.observability import logger
 from billpay.core.settings import settings
 from billpay.events.models import WriteOutcome
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 # Stop reading when less than this is left of the invocation: one more page (Codat's read timeout)
 # and its writes must fit.

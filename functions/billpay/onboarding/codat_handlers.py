@@ -7,9 +7,7 @@ match (retry with back-off, wait out a rate limit, or record the failure).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from billpay.codat.client import codat_client
 from billpay.companies.models import WaitKind
@@ -20,6 +18,9 @@ from billpay.onboarding import steps
 from billpay.onboarding.handlers import company_repository, event_publisher
 from billpay.onboarding.models import CompanyStep, Reconcile
 from billpay.onboarding.ports import Codat
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -7,9 +7,7 @@ The steps that call Codat are in billpay.onboarding.codat_handlers.
 
 from __future__ import annotations
 
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from billpay.companies.ports import CompanyRepository, TaskResumer
 from billpay.companies.repository import DynamoCompanyRepository
@@ -27,6 +25,9 @@ from billpay.onboarding.models import (
     RegisterCompany,
 )
 from billpay.onboarding.workflow import StepFunctionsTasks
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 def company_repository() -> CompanyRepository:

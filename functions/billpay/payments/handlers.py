@@ -9,9 +9,7 @@ Codat (Check, Submit, Reconcile), when they first do.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from billpay.bills.repository import DynamoPayablesRepository
 from billpay.companies.repository import DynamoCompanyRepository
@@ -24,6 +22,9 @@ from billpay.payments.logic import PaymentRef, Step, Workflow
 from billpay.payments.models import PaymentPolicy
 from billpay.payments.ports import CodatPayables
 from billpay.payments.repository import DynamoPaymentStore
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 def _codat() -> CodatPayables:

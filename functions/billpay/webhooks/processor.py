@@ -11,9 +11,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from billpay.codat.throttle import DynamoThrottleStore
 from billpay.companies.repository import DynamoCompanyRepository
@@ -26,6 +24,9 @@ from billpay.payments.models import PaymentPolicy
 from billpay.payments.repository import DynamoPaymentStore
 from billpay.webhooks import logic
 from billpay.webhooks.store import DynamoWebhookStore
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 # A claim outlives the invocation by this margin; a crashed invocation's claim then lapses
 # before SQS shows its message again (visibility timeout: six times the function timeout).
