@@ -286,7 +286,10 @@ MAPPED: dict[str, tuple[str, str]] = {
     # Benchmarks: minutes each, run by `make bench`.
     "make bench": ("make bench", "minutes; the figures in docs/benchmarks.md come from it"),
     ".venv/bin/python -m benchmarks.packaging": ("make bench", "a part of `make bench`"),
-    ".venv/bin/python -m benchmarks.packaging --repeats 7": ("make bench", "a part of `make bench`"),
+    ".venv/bin/python -m benchmarks.packaging --repeats 7": (
+        "make bench",
+        "a part of `make bench`",
+    ),
     ".venv/bin/python -m benchmarks.webhook_ingress": ("make bench", "a part of `make bench`"),
     ".venv/bin/python -m benchmarks.onboarding_cost": ("make bench", "a part of `make bench`"),
     ".venv/bin/python -m benchmarks.demo --runs 2": ("make bench", "a part of `make bench`"),
