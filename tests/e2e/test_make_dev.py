@@ -46,7 +46,7 @@ def dev() -> Iterator[DevProcess]:
         yield process
         # Then Ctrl-C stops everything it started, and it says so.
         assert process.interrupt() == 0, process.stderr
-        assert process.stdout.endswith("stopping the local cloud\nstopped\n"), process.stdout
+        process.assert_stopped_cleanly()
     finally:
         process.kill()
 

@@ -198,7 +198,7 @@ def test_dev_serves_until_ctrl_c_then_stops_cleanly(fixture_cdk_out):
         assert dev.interrupt(timeout=20) == 0
     finally:
         dev.kill()
-    assert dev.stdout.endswith("stopping the local cloud\nstopped\n")
+    dev.assert_stopped_cleanly()
 
 
 def test_a_dev_that_exits_early_is_reported_with_its_stderr_at_once(fixture_cdk_out):
