@@ -119,7 +119,7 @@ class DevProcess:
         with self._changed:
             lines = [line.rstrip("\n") for line in self._lines]
         report = self._report("not a clean stop")
-        assert lines and lines[-1] == "stopped", report
+        assert lines[-1:] == ["stopped"], report
         assert lines.count("stopping the local cloud") == 1, report
         assert lines.index("Ctrl-C stops it.") < lines.index("stopping the local cloud"), report
         # A workflow failure recorded during the run or the shutdown is not "clean".
