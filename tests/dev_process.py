@@ -112,6 +112,20 @@ class DevProcess:
             thread.join(timeout=5)
         return code
 
+    def assert_stopped_cleanly(self) -> None:
+        """After `interrupt`: it said it was stopping, then "stopped" last, and no onboarding
+        failed on the way. Handler log lines may interleave after "stopping the local cloud"
+        (work in flight ends while the servers stop), so the order is checked, not adjacency."""
+        with self._changed:
+            lines = [line.rstrip("\n") for line in self._lines]
+        report = self._report("not a clean stop")
+        assert lines[-1:] == ["stopped"], report
+        assert lines.count("stopping the local cloud") == 1, report
+        assert lines.index("Ctrl-C stops it.") < lines.index("stopping the local cloud"), report
+        # A workflow failure recorded during the run or the shutdown is not "clean".
+        failures = [line for line in lines if '"message":"onboarding failed"' in line]
+        assert not failures, report
+
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()

@@ -409,14 +409,41 @@ def dev(args: argparse.Namespace) -> int:
                     f"started onboarding {request.company_id} ({request.name}) "
                     f"on {request.platform_key}"
                 )
+            # Unwound first: the workflows stop while the emulator and moto still answer, so no
+            # step fails against a stopped Codat and records a failure that never happened.
+            stack.callback(_stop_running_executions, cloud)
             # Listen for Ctrl-C before saying so: a signal right after the banner stops cleanly.
             stop = stack.enter_context(_stop_on_signal())
             _say("Ctrl-C stops it.")
             while not stop.wait(0.5):
                 pass
-        _say("stopping the local cloud")
+            _say("stopping the local cloud")
     _say("stopped")
     return 0
+
+
+def _stop_running_executions(cloud: RunningCloud) -> None:
+    """StopExecution on every running workflow (ABORTED, as on AWS; a parked wait ends at once,
+    moto_runtime patch 9), then say how many. Stopping goes on if this fails."""
+    sfn = cloud.client("stepfunctions")
+    stopped = 0
+    try:
+        for machines in sfn.get_paginator("list_state_machines").paginate():
+            for machine in machines["stateMachines"]:
+                pages = sfn.get_paginator("list_executions").paginate(
+                    stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING"
+                )
+                for page in pages:
+                    for execution in page["executions"]:
+                        sfn.stop_execution(
+                            executionArn=execution["executionArn"],
+                            error="LocalCloudStopped",
+                            cause="the local cloud was stopped (Ctrl-C)",
+                        )
+                        stopped += 1
+    except Exception as exc:  # the servers still stop; say what was left
+        _say(f"could not stop every running workflow execution: {exc}")
+    _say(f"stopped {stopped} running workflow execution{'' if stopped == 1 else 's'}")
 
 
 def demo(args: argparse.Namespace) -> int:

@@ -93,6 +93,12 @@ def current_mode() -> RunnerMode:
     return _config.mode
 
 
+def serves_over_http() -> bool:
+    """True on a moto server: a handler's AWS calls are answered on the server's threads, not
+    in the handler's own thread (as under mock_aws)."""
+    return _config.moto_endpoint is not None
+
+
 def _root() -> Path:
     global _extract_root
     if _extract_root is None:

@@ -21,8 +21,14 @@ Patches (installed once, idempotently, by `install_patches`):
    does; moto names it "None", so a second unnamed execution fails with ExecutionAlreadyExists.
 7. `events.models.Rule.send_to_targets` delivers to Lambda targets (moto raises
    NotImplementedError for them): the function is invoked with the event, as EventBridge does
-   (synchronously here, in the caller's thread; a failure is logged, not raised, as for an
-   asynchronous invocation). Other targets keep moto's handling.
+   (a failure is logged, not raised, as for an asynchronous invocation). Other targets keep
+   moto's handling. In process (mock_aws) the delivery runs in the caller's thread, before
+   PutEvents returns. On a moto server it runs on a thread of its own, after PutEvents has
+   answered, as on AWS: the publishing handler waits on that answer in another thread while
+   holding the in-process runner's lock, so a synchronous delivery could not run until the
+   publisher's read timed out (10 s x 3 attempts in billpay.core.aws): its Step Functions task
+   timed out (States.Timeout after READY in `make dev`) and each retried PutEvents delivered
+   the event once more.
 8. `sqs.models.Queue.add_message` no longer invokes mapped functions inside SendMessage: a
    `localcloud.sqs_poller.SqsPoller` thread (started with moto) polls mapped queues as Lambda's
    poller does: batches, ReportBatchItemFailures, redelivery after the (scaled) visibility
@@ -189,10 +195,22 @@ def _send_to_targets(self: Any, original_event: Any, transform_input: bool = Tru
         _original_send_to_targets(others, original_event, transform_input)
     if not lambda_targets or not self.event_pattern.matches_event(original_event):
         return
-    for target in lambda_targets:
-        arn = str(target["Arn"])
+    deliveries = [
+        (str(target["Arn"]), _event_for_target(target, dict(original_event), transform_input))
+        for target in lambda_targets
+    ]
+    if lambda_runner.serves_over_http():
+        thread = threading.Thread(
+            target=_deliver, args=(self.name, deliveries), name="eventbridge-delivery", daemon=True
+        )
+        thread.start()
+    else:
+        _deliver(self.name, deliveries)
+
+
+def _deliver(rule: str, deliveries: list[tuple[str, Any]]) -> None:
+    for arn, payload in deliveries:
         _, _, _, region, account, _, name, *qualifier = arn.split(":")
-        payload = _event_for_target(target, dict(original_event), transform_input)
         try:
             lambda_models.lambda_backends[account][region].invoke(
                 name,
@@ -202,7 +220,7 @@ def _send_to_targets(self: Any, original_event: Any, transform_input: bool = Tru
                 {},
             )
         except Exception:
-            LOG.exception("EventBridge rule %s: delivering to %s failed", self.name, arn)
+            LOG.exception("EventBridge rule %s: delivering to %s failed", rule, arn)
 
 
 # --- patch 5: time compression -----------------------------------------------------------------

@@ -89,6 +89,73 @@ def boom(event, context):
 """
 
 
+PUBLISHER = """
+import json, time
+import boto3
+from botocore.config import Config
+
+def publish(event, context):
+    # One attempt with a short read timeout: a PutEvents that waits for its own delivery fails.
+    config = Config(read_timeout=5, retries={"total_max_attempts": 1})
+    started = time.monotonic()
+    boto3.client("events", config=config).put_events(
+        Entries=[{"Source": "app", "DetailType": "t", "Detail": "{}", "EventBusName": "bus"}]
+    )
+    return {"seconds": time.monotonic() - started}
+
+def record(event, context):
+    sqs = boto3.client("sqs")
+    sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName="seen")["QueueUrl"],
+                     MessageBody=json.dumps(event))
+"""
+
+
+def test_an_in_process_handler_on_a_moto_server_publishes_to_a_lambda_target(fake_credentials):
+    # `make dev`'s default: in-process handlers (one at a time) behind a moto server. The
+    # publisher holds the runner while its PutEvents is answered on a server thread; the rule's
+    # Lambda target runs once the publisher is done, as EventBridge invokes targets
+    # asynchronously, and exactly once (no retried PutEvents).
+    with moto_runtime.moto_server(port=0, runner_mode=lambda_runner.RunnerMode.IN_PROCESS) as url:
+        clients = client_factory("us-east-1", url)
+        role = clients("iam").create_role(
+            RoleName="publisher", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17"})
+        )["Role"]["Arn"]
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("publisher_probe.py", PUBLISHER)
+        arns = {
+            name: clients("lambda").create_function(
+                FunctionName=name,
+                Runtime="python3.11",
+                Role=role,
+                Handler=f"publisher_probe.{name}",
+                Code={"ZipFile": buffer.getvalue()},
+            )["FunctionArn"]
+            for name in ("publish", "record")
+        }
+        sqs = clients("sqs")
+        seen = sqs.create_queue(QueueName="seen")["QueueUrl"]
+        events = clients("events")
+        events.create_event_bus(Name="bus")
+        events.put_rule(Name="r", EventBusName="bus", EventPattern=json.dumps({"source": ["app"]}))
+        events.put_targets(
+            Rule="r", EventBusName="bus", Targets=[{"Id": "fn", "Arn": arns["record"]}]
+        )
+        answer = clients("lambda").invoke(FunctionName="publish", Payload=b"{}")
+        result = json.loads(answer["Payload"].read())
+        assert "FunctionError" not in answer, result
+        deadline = time.monotonic() + 30
+        delivered: list[dict[str, object]] = []
+        while time.monotonic() < deadline and not delivered:
+            messages = sqs.receive_message(QueueUrl=seen, WaitTimeSeconds=1).get("Messages", [])
+            delivered += [json.loads(m["Body"]) for m in messages]
+        # A duplicate delivery would follow at once: one more second's long poll for it.
+        more = sqs.receive_message(QueueUrl=seen, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        delivered += [json.loads(m["Body"]) for m in more.get("Messages", [])]
+    assert [event["source"] for event in delivered] == ["app"]
+    assert result["seconds"] < 5
+
+
 def test_subprocess_runner_enforces_the_function_timeout():
     lambda_runner.configure(lambda_runner.RunnerMode.SUBPROCESS, "http://127.0.0.1:9")
     try:
@@ -198,7 +265,7 @@ def test_dev_serves_until_ctrl_c_then_stops_cleanly(fixture_cdk_out):
         assert dev.interrupt(timeout=20) == 0
     finally:
         dev.kill()
-    assert dev.stdout.endswith("stopping the local cloud\nstopped\n")
+    dev.assert_stopped_cleanly()
 
 
 def test_a_dev_that_exits_early_is_reported_with_its_stderr_at_once(fixture_cdk_out):

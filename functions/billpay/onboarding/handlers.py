@@ -130,11 +130,11 @@ def record_failure(
         command, companies or company_repository(), events or event_publisher()
     )
     logger.warning(
-        "onboarding failed",
+        "onboarding failed" if record.status == command.status else "onboarding failure ignored",
         extra={
             "company_id": record.company_id,
             "status": record.status,
-            "error": record.last_error,
+            "error": record.last_error if record.status == command.status else command.error,
         },
     )
     return {

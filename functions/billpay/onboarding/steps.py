@@ -404,13 +404,22 @@ def record_failure(
     now: Clock = _utcnow,
 ) -> CompanyRecord:
     """Move the company to the failed status with what went wrong (Codat's correlationId
-    included), and publish OnboardingFailed. An offboarded company stays offboarded."""
+    included), and publish OnboardingFailed. An offboarded company stays offboarded. A READY
+    company stays READY with no lastError: its onboarding is done, and a step that failed after
+    MarkReady (say its task timed out once READY was written) fails the execution for the
+    operator, not the company."""
     at = now()
     error = failure_of(command, at)
     status = CompanyStatus(command.status)
 
     def failed(record: CompanyRecord) -> CompanyRecord | None:
         if record.status is CompanyStatus.OFFBOARDED:
+            return None
+        if record.status is CompanyStatus.READY:
+            logger.warning(
+                "failure after READY not recorded on the company",
+                extra={"code": error.code, "error_message": error.message},
+            )
             return None
         try:
             moved = record.moved_to(status)

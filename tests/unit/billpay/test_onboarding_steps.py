@@ -358,3 +358,29 @@ def test_an_offboarded_company_stays_offboarded(companies, events):
     )
     assert steps.record_failure(command, companies, events).status is CompanyStatus.OFFBOARDED
     assert events.events == []
+
+
+def test_a_failure_after_ready_leaves_the_company_ready_and_publishes_nothing(
+    companies, codat, events
+):
+    # MarkReady wrote READY and published CompanyReady, then its task timed out: the Catch
+    # runs RecordFailure for an onboarding that is done.
+    record = _authorized(companies, codat, events)
+    signal = _signal(
+        WaitKind.INITIAL_READ,
+        T0,
+        {"connectionId": record.connection_id, "dataTypes": {"bills": "Complete"}},
+        "read.completed.initial",
+    )
+    steps.record_initial_read("smb-1", signal.model_dump(by_alias=True), companies)
+    ready = steps.mark_ready("smb-1", EXECUTION, {}, companies, events)
+    published = list(events.events)
+    timed_out = {"Error": "States.Timeout", "Cause": "States.Timeout"}
+    command = RecordFailure(
+        company_id="smb-1", execution_arn=EXECUTION, status="FAILED", error=timed_out
+    )
+    record = steps.record_failure(command, companies, events, _clock())
+    assert record == ready
+    assert companies.items["smb-1"] == ready
+    assert record.last_error is None
+    assert events.events == published  # CompanyReady once, no OnboardingFailed
