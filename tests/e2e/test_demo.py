@@ -180,8 +180,16 @@ def test_make_demo_runs_the_demo_with_demo_args():
     # `make demo` is `python -m localcloud demo $(DEMO_ARGS)` (after synth): the command the tests
     # here run, and the options test_journey.py plays
     dry_run = subprocess.run(
-        ["make", "-n", "demo", "DEMO_ARGS=--platform qhyg --bills 150 --faults"],
+        [
+            "make",
+            "--no-print-directory",
+            "-n",
+            "demo",
+            "DEMO_ARGS=--platform qhyg --bills 150 --faults",
+        ],
         cwd=ROOT,
+        # as from a shell: not the settings of a `make test` this may run under
+        env={k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")},
         capture_output=True,
         text=True,
         timeout=60,
