@@ -218,10 +218,7 @@ MAPPED: dict[str, tuple[str, str]] = {
         "tests/localcloud/test_payments.py",
         "part of `make test`",
     ),
-    ".venv/bin/python -m pytest tests/infra/test_function_imports.py tests/infra/test_bytecode.py -n 2": (
-        "tests/infra/test_bytecode.py",
-        "part of `make test`",
-    ),
+    ".venv/bin/python -m pytest --durations=30": ("make test", "the same pytest run, timed"),
     "build/tools/bin/uv python install 3.13": (
         "tests/infra/test_bytecode.py",
         "downloads a Python (network); the bytecode tests fail saying to run it when 3.13 is missing",
