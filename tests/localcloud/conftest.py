@@ -3,7 +3,8 @@
 Fixtures (module-scoped: one in-process moto per test module):
 - fixture_cloud: tests/localcloud/fixture_app synthesized (cached under build/) and deployed.
 - product_cloud: the repository's cdk.out (from `make synth`) deployed; fails if it is missing.
-Both yield a localcloud.testing.LocalCloud.
+Both yield a localcloud.testing.LocalCloud. product_cdk_out and product_with_codat (the product
+next to a Codat emulator) are shared with the e2e tier: tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -13,12 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from localcloud.product import ProductCloud, running_product
 from localcloud.testing import (
-    CloudAssemblyMissing,
     LocalCloud,
     local_cloud,
-    require_cdk_out,
     synthesize_app,
 )
 
@@ -31,14 +29,6 @@ def fixture_cdk_out() -> Path:
     return synthesize_app(FIXTURE_APP, REPO / "build" / "localcloud-fixture")
 
 
-@pytest.fixture(scope="session")
-def product_cdk_out() -> Path:
-    try:
-        return require_cdk_out(REPO / "cdk.out")
-    except CloudAssemblyMissing as exc:
-        pytest.fail(str(exc))
-
-
 @pytest.fixture(scope="module")
 def fixture_cloud(fixture_cdk_out: Path) -> Iterator[LocalCloud]:
     with local_cloud(fixture_cdk_out) as cloud:
@@ -49,10 +39,3 @@ def fixture_cloud(fixture_cdk_out: Path) -> Iterator[LocalCloud]:
 def product_cloud(product_cdk_out: Path) -> Iterator[LocalCloud]:
     with local_cloud(product_cdk_out) as cloud:
         yield cloud
-
-
-@pytest.fixture(scope="module")
-def product_with_codat(product_cdk_out: Path) -> Iterator[ProductCloud]:
-    """The product's cdk.out on the local cloud, calling a fresh Codat emulator as Codat."""
-    with running_product(product_cdk_out) as product:
-        yield product
