@@ -13,6 +13,8 @@ SigV4 (docs/local-cloud.md), API Gateway does (tests/infra).
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -35,6 +37,25 @@ from localcloud.payments import Smb, ready_smb
 from localcloud.product import ProductCloud, running_product
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+
+
+def _import_all_of_schemathesis() -> None:
+    """Import every schemathesis module now, at collection, while this process runs one thread.
+
+    schemathesis is a pytest plugin, so pytest rewrites its modules' asserts as they are imported
+    (`ast.parse`), and it imports many of them lazily, on first use. Under Python 3.11, two threads
+    building ASTs at once corrupt the interpreter's AST recursion counter (SystemError: "AST
+    constructor recursion depth mismatch"), and during this test the local cloud's threads run
+    handlers. Done here, no rewrite happens once they run.
+    """
+    for module in pkgutil.walk_packages(schemathesis.__path__, "schemathesis."):
+        try:
+            importlib.import_module(module.name)
+        except ImportError:  # optional extras not installed (allure reporting)
+            continue
+
+
+_import_all_of_schemathesis()
 # Per operation and generation mode: 17 operations x 2 modes x EXAMPLES requests.
 EXAMPLES = 4
 CHECKS = [
