@@ -180,11 +180,27 @@ def linked_smb(
         connection_id=connection["id"],
         platform_key=platform_key,
     )
-    _record_ready(product, smb)
+    record_ready(
+        product,
+        smb.company_id,
+        smb.codat_company_id,
+        smb.connection_id,
+        smb.platform_key,
+        name="Books Ltd",
+    )
     return smb
 
 
-def _record_ready(product: ProductCloud, smb: LinkedSmb) -> None:
+def record_ready(
+    product: ProductCloud,
+    company_id: str,
+    codat_company_id: str,
+    connection_id: str,
+    platform_key: str,
+    name: str,
+) -> None:
+    """The company record onboarding leaves behind at READY, written directly: for tests and
+    benchmarks that start from a linked SMB rather than play onboarding."""
     cloud = product.cloud
     now = datetime.now(UTC)
     companies = DynamoCompanyRepository(
@@ -192,22 +208,22 @@ def _record_ready(product: ProductCloud, smb: LinkedSmb) -> None:
     )
     created = companies.create(
         CompanyRecord(
-            company_id=smb.company_id,
-            name="Books Ltd",
+            company_id=company_id,
+            name=name,
             status=CompanyStatus.READY,
             onboarding_execution_arn=(
                 f"arn:aws:states:{cloud.region}:{cloud.account_id}:execution:onboarding:"
-                f"{smb.company_id}"
+                f"{company_id}"
             ),
             created_at=now,
             updated_at=now,
-            platform_key=smb.platform_key,
-            codat_company_id=smb.codat_company_id,
-            connection_id=smb.connection_id,
+            platform_key=platform_key,
+            codat_company_id=codat_company_id,
+            connection_id=connection_id,
             connection_status="Linked",
         )
     )
-    assert created
+    assert created, f"company {company_id} exists already"
 
 
 def wait_until(predicate: Any, timeout: float = 60, every: float = 0.1) -> None:

@@ -28,14 +28,12 @@ import httpx
 from billpay.bills.repository import DynamoPayablesRepository
 from billpay.codat.client import CodatClient
 from billpay.codat.throttle import DynamoThrottleStore
-from billpay.companies.models import CompanyRecord, CompanyStatus
-from billpay.companies.repository import DynamoCompanyRepository
 from billpay.payments.models import PaymentPolicy, execution_name
 from codat_emulator.store import BankAccount, Bill, BillLine, CompanyInfo, DataSet, Supplier
+from localcloud.payables import OUTPUT_COMPANIES_TABLE, record_ready
 from localcloud.product import ProductCloud, set_function_environment
 
 # Output ids and variable names of the stacks (infra/constants.py).
-OUTPUT_COMPANIES_TABLE = "CompaniesTableName"
 OUTPUT_PAYABLES_TABLE = "PayablesTableName"
 OUTPUT_PAYMENT_STATE_MACHINE_ARN = "PaymentStateMachineArn"
 ENV_PAYMENT_POLICY = "PAYMENT_POLICY"
@@ -206,31 +204,16 @@ def ready_smb(product: ProductCloud, amounts: Sequence[Decimal], currency: str =
         archived_account_id=archived_id,
         usd_account_id=usd_id,
     )
-    _record_ready(product, smb)
+    record_ready(
+        product,
+        smb.company_id,
+        smb.codat_company_id,
+        smb.connection_id,
+        platform_key="gbol",
+        name="Payer Ltd",
+    )
     _copy_payables(product, smb)
     return smb
-
-
-def _record_ready(product: ProductCloud, smb: Smb) -> None:
-    cloud = product.cloud
-    now = datetime.now(UTC)
-    companies = DynamoCompanyRepository(
-        cloud.client("dynamodb"), cloud.output(OUTPUT_COMPANIES_TABLE)
-    )
-    companies.create(
-        CompanyRecord(
-            company_id=smb.company_id,
-            name="Payer Ltd",
-            status=CompanyStatus.READY,
-            onboarding_execution_arn=f"arn:aws:states:{cloud.region}:{cloud.account_id}:execution:onboarding:{smb.company_id}",
-            created_at=now,
-            updated_at=now,
-            platform_key="gbol",
-            codat_company_id=smb.codat_company_id,
-            connection_id=smb.connection_id,
-            connection_status="Linked",
-        )
-    )
 
 
 def _copy_payables(product: ProductCloud, smb: Smb) -> None:

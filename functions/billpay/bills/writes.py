@@ -45,7 +45,7 @@ from billpay.bills.models import (
     SyncedRecord,
     WriteRequest,
 )
-from billpay.bills.ports import Page, PayablesReader, PayablesStore
+from billpay.bills.ports import Page, PayablesReader, PayablesSource, PayablesStore
 from billpay.bills.sync import bills_query, modified_since
 from billpay.codat.errors import CodatNotFoundError, CodatRejectedError, CodatRetryableError
 from billpay.codat.keys import idempotency_key
@@ -125,21 +125,9 @@ class UploadAttachment(_Request):
 # -- what the writes need ----------------------------------------------------------------------------
 
 
-class PayablesWriter(Protocol):
-    """Codat's writes, and the listings that tell whether a write landed
+class PayablesWriter(PayablesSource, Protocol):
+    """Codat's writes, and (from PayablesSource) the listings that tell whether a write landed
     (`billpay.codat.client.CodatClient` implements it)."""
-
-    def list_bills(
-        self, company_id: str, connection_id: str, query: str, continuation: str | None
-    ) -> Page[BillRecord]: ...
-
-    def list_suppliers(
-        self, company_id: str, connection_id: str, query: str | None, continuation: str | None
-    ) -> Page[SupplierRecord]: ...
-
-    def list_payment_accounts(
-        self, company_id: str, connection_id: str, continuation: str | None
-    ) -> Page[PaymentAccount]: ...
 
     def create_supplier(
         self, company_id: str, connection_id: str, supplier: SupplierDraft, key: str
