@@ -4,6 +4,8 @@ from __future__ import annotations
 
 # Lambda handler entry points (module paths inside the `functions/` code asset).
 API_HANDLER = "billpay.api.handler.handler"
+# The product API's routes that call Codat (offboarding, the payables writes): same resolver.
+API_CODAT_HANDLER = "billpay.api.codat_handler.handler"
 REGISTER_COMPANY_HANDLER = "billpay.onboarding.handlers.register_company"
 WAIT_FOR_SIGNAL_HANDLER = "billpay.onboarding.handlers.wait_for_signal"
 RECORD_AUTHORIZATION_HANDLER = "billpay.onboarding.handlers.record_authorization"
@@ -16,15 +18,15 @@ CREATE_CONNECTION_HANDLER = "billpay.onboarding.codat_handlers.create_connection
 RECONCILE_HANDLER = "billpay.onboarding.codat_handlers.reconcile"
 LOAD_COMPANY_DATA_HANDLER = "billpay.onboarding.codat_handlers.load_company_data"
 # The payables sync's one step (imports the SDK: it calls Codat).
-SYNC_PAYABLES_HANDLER = "billpay.bills.handlers.sync_payables"
+SYNC_PAYABLES_HANDLER = "billpay.bills.codat_handlers.sync_payables"
 REQUEST_PAYABLES_SYNC_HANDLER = "billpay.bills.handlers.request_sync"
 WEBHOOK_INGRESS_HANDLER = "billpay.webhooks.ingress.handler"
 WEBHOOK_PROCESSOR_HANDLER = "billpay.webhooks.processor.handler"
-# The payment state machine's steps (Check, Submit and Reconcile import the SDK when they run).
+# The payment state machine's steps; Check, Submit and Reconcile call Codat (their module imports the SDK).
 TAKE_BILL_HANDLER = "billpay.payments.handlers.take_bill"
-CHECK_PAYMENT_HANDLER = "billpay.payments.handlers.check"
-SUBMIT_PAYMENT_HANDLER = "billpay.payments.handlers.submit"
-RECONCILE_PAYMENT_HANDLER = "billpay.payments.handlers.reconcile"
+CHECK_PAYMENT_HANDLER = "billpay.payments.codat_handlers.check"
+SUBMIT_PAYMENT_HANDLER = "billpay.payments.codat_handlers.submit"
+RECONCILE_PAYMENT_HANDLER = "billpay.payments.codat_handlers.reconcile"
 FINISH_PAYMENT_HANDLER = "billpay.payments.handlers.finish"
 GIVE_UP_PAYMENT_HANDLER = "billpay.payments.handlers.give_up"
 

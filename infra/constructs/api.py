@@ -33,6 +33,7 @@ class ProductApi(Construct):
         *,
         config: StageConfig,
         handler: lambda_.IFunction,
+        codat_handler: lambda_.IFunction,
     ) -> None:
         super().__init__(scope, construct_id)
         access_logs = log_group(self, "AccessLogs", config)
@@ -73,6 +74,8 @@ class ProductApi(Construct):
             "Validator", validate_request_body=True, validate_request_parameters=True
         )
         integration = apigw.LambdaIntegration(handler)
+        # The routes that call Codat go to the function that imports its SDK (billpay.api).
+        codat_integration = apigw.LambdaIntegration(codat_handler)
 
         start_onboarding = self.api.add_model(
             "StartOnboarding",
@@ -88,10 +91,12 @@ class ProductApi(Construct):
             request_models={"application/json": start_onboarding},
         )
         company = companies.add_resource("{companyId}")
-        for method in ("GET", "DELETE"):
-            company.add_method(
-                method, integration, request_validator=validator, request_parameters=company_id
-            )
+        company.add_method(
+            "GET", integration, request_validator=validator, request_parameters=company_id
+        )
+        company.add_method(  # offboarding unlinks the connection at Codat
+            "DELETE", codat_integration, request_validator=validator, request_parameters=company_id
+        )
         company.add_resource(constants.ROUTE_RELINK).add_method(
             "POST", integration, request_validator=validator, request_parameters=company_id
         )
@@ -123,6 +128,7 @@ class ProductApi(Construct):
         # Other constructs add their routes under a company (infra/constructs/bills.py).
         self.company = company
         self.integration = integration
+        self.codat_integration = codat_integration
         self.validator = validator
         self._add_waf(config)
 

@@ -36,7 +36,7 @@ from infra.config import StageConfig
 from infra.constructs.common import acknowledge, log_group, nag_name
 from infra.constructs.functions import FunctionFactory
 
-# A step reads for up to this long (minus billpay.bills.handlers.RESERVE_MS) before handing over.
+# A step reads for up to this long (minus billpay.bills.codat_handlers.RESERVE_MS) before handing over.
 SYNC_STEP_TIMEOUT_SECONDS = 180
 # What a step may fail with and succeed with later, from the same cursor: the Lambda died (timed
 # out, crashed, throttled), DynamoDB failed or throttled beyond botocore's own retries, or other
@@ -215,7 +215,8 @@ def grant_payables(table: dynamodb.ITable, grantee: iam.IGrantable, *, with_inde
 
 
 class PayablesRoutes(Construct):
-    """The payables routes on the product API, all to the API function (billpay.api.payables).
+    """The payables routes on the product API (billpay.api.payables): the reads to the API function,
+    the writes, which go through Codat, to the API's Codat function.
 
     The gateway validates path parameters' presence; ids, filters and bodies are validated by the
     function (pydantic), which answers each with a 4xx that says what is wrong.
@@ -228,6 +229,7 @@ class PayablesRoutes(Construct):
         *,
         company: apigw.IResource,
         integration: apigw.Integration,
+        codat_integration: apigw.Integration,
         validator: apigw.IRequestValidator,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -235,7 +237,10 @@ class PayablesRoutes(Construct):
         def route(resource: apigw.IResource, method: str, *params: str) -> None:
             required = {f"method.request.path.{p}": True for p in ("companyId", *params)}
             resource.add_method(
-                method, integration, request_validator=validator, request_parameters=required
+                method,
+                integration if method == "GET" else codat_integration,
+                request_validator=validator,
+                request_parameters=required,
             )
 
         def resource(parent: apigw.IResource, part: str) -> apigw.IResource:

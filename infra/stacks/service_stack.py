@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra import constants
@@ -69,37 +70,69 @@ class ServiceStack(Stack):
             event_bus=state.event_bus.bus,
         )
 
-        api_handler = functions.function(
-            "Api",
-            handler=constants.API_HANDLER,
-            description="Product backend API: onboard, relink, offboard, read company state",
-            environment={
-                constants.ENV_COMPANIES_TABLE: table.table_name,
-                constants.ENV_ONBOARDING_STATE_MACHINE_ARN: onboarding.state_machine.state_machine_arn,
-                # Offboarding unlinks the connection at Codat; the payables writes go through it.
-                **codat_environment(config, state.secrets.api_key),
-                # Payments are accepted against the product's copy of the bill.
-                constants.ENV_PAYMENTS_TABLE: state.payments.table.table_name,
-                constants.ENV_PAYABLES_TABLE: state.payables.table.table_name,
-                constants.ENV_PAYMENT_STATE_MACHINE_ARN: payments.state_machine.state_machine_arn,
-                constants.ENV_PAGE_TOKEN_KEY_SECRET_ARN: state.page_token_key.secret.secret_arn,
-            },
-        )
-        state.payments.table.grant_read_write_data(api_handler)
-        grant_bill_payments(state.payables.table, api_handler)
-        payments.grant_start(api_handler)
-        table.grant_read_write_data(api_handler)
-        state.secrets.api_key.grant_read(api_handler)
-        onboarding.grant_start(api_handler)
-        grant_payables(payables_table, api_handler, with_indexes=True)
-        state.page_token_key.secret.grant_read(api_handler)
+        def api_function(
+            name: str, handler: str, description: str, *, calls_codat: bool
+        ) -> lambda_.Function:
+            fn = functions.function(
+                name,
+                handler=handler,
+                description=description,
+                environment={
+                    constants.ENV_COMPANIES_TABLE: table.table_name,
+                    constants.ENV_ONBOARDING_STATE_MACHINE_ARN: (
+                        onboarding.state_machine.state_machine_arn
+                    ),
+                    # Payments are accepted against the product's copy of the bill.
+                    constants.ENV_PAYMENTS_TABLE: state.payments.table.table_name,
+                    constants.ENV_PAYABLES_TABLE: state.payables.table.table_name,
+                    constants.ENV_PAYMENT_STATE_MACHINE_ARN: (
+                        payments.state_machine.state_machine_arn
+                    ),
+                    constants.ENV_PAGE_TOKEN_KEY_SECRET_ARN: state.page_token_key.secret.secret_arn,
+                    **(codat_environment(config, state.secrets.api_key) if calls_codat else {}),
+                },
+            )
+            state.payments.table.grant_read_write_data(fn)
+            grant_bill_payments(state.payables.table, fn)
+            payments.grant_start(fn)
+            table.grant_read_write_data(fn)
+            onboarding.grant_start(fn)
+            grant_payables(payables_table, fn, with_indexes=True)
+            state.page_token_key.secret.grant_read(fn)
+            if calls_codat:
+                state.secrets.api_key.grant_read(fn)
+            return fn
 
-        api = ProductApi(self, "ProductApi", config=config, handler=api_handler)
+        # One resolver (billpay.api), two functions: the routes that call Codat (offboarding
+        # unlinks the connection; the payables writes go through it) have a function of their
+        # own, so that only it imports Codat's SDK and the other routes' cold starts never pay it.
+        api_handler = api_function(
+            "Api",
+            constants.API_HANDLER,
+            "Product backend API: onboard, relink, read company state, bills and payments; pay",
+            calls_codat=False,
+        )
+        api_codat_handler = api_function(
+            "ApiCodat",
+            constants.API_CODAT_HANDLER,
+            "Product backend API, the routes that call Codat: offboard; write bills, suppliers, "
+            "payment accounts",
+            calls_codat=True,
+        )
+
+        api = ProductApi(
+            self,
+            "ProductApi",
+            config=config,
+            handler=api_handler,
+            codat_handler=api_codat_handler,
+        )
         PayablesRoutes(
             self,
             "PayablesRoutes",
             company=api.company,
             integration=api.integration,
+            codat_integration=api.codat_integration,
             validator=api.validator,
         )
 
@@ -120,6 +153,7 @@ class ServiceStack(Stack):
 
         monitoring = Monitoring(self, "Monitoring", config=config)
         monitoring.watch_function("Api", api_handler)
+        monitoring.watch_function("ApiCodat", api_codat_handler)
         for name, fn in onboarding.functions.items():
             monitoring.watch_function(name, fn)
         monitoring.watch_state_machine("Onboarding", onboarding.state_machine)

@@ -23,7 +23,7 @@ FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 CODAT_SDK = "codat_sync_for_payables"
 # The product API's router; nothing else routes HTTP requests (a webhook ingress does not need it).
 EVENT_HANDLER = "aws_lambda_powertools.event_handler"
-ROUTERS = {constants.API_HANDLER}
+ROUTERS = {constants.API_HANDLER, constants.API_CODAT_HANDLER}
 # Never in a function: boto3 drags in s3transfer and multiprocessing (botocore is enough); and the
 # local cloud, the emulator, moto and the test tools are not in the layer.
 NEVER = ("boto3", "s3transfer", "localcloud", "codat_emulator", "moto", "pytest")
@@ -90,6 +90,23 @@ def test_the_codat_sdk_only_in_functions_that_call_codat(imports):
             assert CODAT_SDK not in modules, f"{logical_id} ({props['Handler']}) imports the SDK"
 
 
+def test_a_function_that_calls_codat_imports_its_sdk_at_module_level(imports):
+    """No hidden lazy import: a function given Codat's key loads the SDK with its handler's
+    module, so the cold start pays for it, not the first request that calls Codat."""
+    calling = {
+        logical_id: props["Handler"]
+        for logical_id, (props, modules) in imports.items()
+        if constants.ENV_CODAT_API_KEY_SECRET_ARN in props["Environment"]["Variables"]
+    }
+    assert constants.API_CODAT_HANDLER in calling.values()
+    lazy = {
+        f"{logical_id} ({handler})"
+        for logical_id, handler in calling.items()
+        if CODAT_SDK not in imports[logical_id][1]
+    }
+    assert lazy == set()
+
+
 def test_powertools_event_handler_only_in_the_product_api(imports):
     for logical_id, (props, modules) in imports.items():
         if props["Handler"] not in ROUTERS:
@@ -104,6 +121,6 @@ def test_nothing_a_function_never_needs(imports):
 
 def test_the_check_sees_what_a_handler_imports(imports):
     """The rules above look at real import graphs: the API handler's includes its router."""
-    (api_modules,) = [m for props, m in imports.values() if props["Handler"] in ROUTERS]
+    (api_modules,) = [m for p, m in imports.values() if p["Handler"] == constants.API_HANDLER]
     assert EVENT_HANDLER in api_modules
     assert "botocore.client" in api_modules

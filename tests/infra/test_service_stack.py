@@ -17,7 +17,7 @@ def test_every_function_runs_python313_on_arm_with_the_layer(dev):
     functions = _functions(dev.service)
     # the API, one per onboarding step, one per payment step, the webhook ingress and processor,
     # the payables sync's step and the function that starts its runs
-    assert len(functions) == 1 + len(_STEPS) + len(PAYMENT_STEPS) + 2 + 2
+    assert len(functions) == 2 + len(_STEPS) + len(PAYMENT_STEPS) + 2 + 2  # the API: 2
     layers = dev.service.find_resources("AWS::Lambda::LayerVersion")
     assert len(layers) == 1
     (layer_id,) = layers
@@ -35,6 +35,7 @@ def test_every_handler_string_names_a_real_function():
     steps = (*_STEPS, *PAYMENT_STEPS)
     for handler in (
         constants.API_HANDLER,
+        constants.API_CODAT_HANDLER,
         *(step.handler for step in steps),
         constants.WEBHOOK_INGRESS_HANDLER,
         constants.WEBHOOK_PROCESSOR_HANDLER,
@@ -52,7 +53,7 @@ def test_functions_log_to_their_own_group_with_retention_and_no_managed_policies
         for r in dev.service.find_resources("AWS::IAM::Role").values()
         if "lambda.amazonaws.com" in str(r["Properties"]["AssumeRolePolicyDocument"])
     ]
-    assert len(lambda_roles) == 1 + len(_STEPS) + len(PAYMENT_STEPS) + 2 + 2
+    assert len(lambda_roles) == 2 + len(_STEPS) + len(PAYMENT_STEPS) + 2 + 2
     for role in lambda_roles:
         assert "ManagedPolicyArns" not in role["Properties"]
 
@@ -94,9 +95,61 @@ def test_api_role_starts_only_the_onboarding_and_payment_machines(dev):
     for action in ("states:DescribeExecution", "states:StopExecution"):
         assert "execution:BillPay-dev-onboarding:*" in str(by_action[action])
     secrets = [s["Resource"] for s in statements if "secretsmanager:GetSecretValue" in _actions(s)]
-    assert "CodatApiKey" in str(secrets)
+    # The routes that call Codat have a function of their own: only it may read Codat's key.
+    assert "CodatApiKey" not in str(secrets)
+    codat_secrets = [
+        s["Resource"]
+        for s in _policy_of(dev.service, "FunctionsApiCodatRole")
+        if "secretsmanager:GetSecretValue" in _actions(s)
+    ]
+    assert "CodatApiKey" in str(codat_secrets)
     for statement in statements:
         assert statement["Resource"] != "*"
+
+
+def _route_functions(template, api_prefix):
+    """`{"DELETE /companies/{companyId}": function logical id}` for every method of the API."""
+    resources = template.find_resources("AWS::ApiGateway::Resource")
+
+    def path(ref):
+        if ref.get("Ref") not in resources:  # the API's root resource
+            return ""
+        props = resources[ref["Ref"]]["Properties"]
+        return f"{path(props['ParentId'])}/{props['PathPart']}"
+
+    routes = {}
+    for method in _methods_of(template, api_prefix):
+        (function_id, _) = next(
+            part["Fn::GetAtt"]
+            for part in method["Integration"]["Uri"]["Fn::Join"][1]
+            if isinstance(part, dict) and "Fn::GetAtt" in part
+        )
+        routes[f"{method['HttpMethod']} {path(method['ResourceId'])}"] = function_id
+    return routes
+
+
+def test_the_routes_that_call_codat_and_only_they_go_to_the_function_with_its_sdk(dev):
+    routes = _route_functions(dev.service, "ProductApi")
+    functions = dev.service.find_resources("AWS::Lambda::Function")
+    by_handler = {
+        route: functions[function_id]["Properties"]["Handler"]
+        for route, function_id in routes.items()
+    }
+    codat_routes = {
+        route for route, handler in by_handler.items() if handler == constants.API_CODAT_HANDLER
+    }
+    assert codat_routes == {
+        "DELETE /companies/{companyId}",
+        "POST /companies/{companyId}/bills",
+        "PUT /companies/{companyId}/bills/{billId}",
+        "POST /companies/{companyId}/bills/{billId}/attachments",
+        "POST /companies/{companyId}/suppliers",
+        "PUT /companies/{companyId}/suppliers/{supplierId}",
+        "POST /companies/{companyId}/payment-accounts",
+    }
+    others = {by_handler[route] for route in set(by_handler) - codat_routes}
+    assert others == {constants.API_HANDLER}
+    assert len(routes) == 17
 
 
 def test_register_company_role_writes_only_the_companies_table(dev):
@@ -320,7 +373,7 @@ def test_the_wait_step_may_resume_tasks_of_this_state_machine_only(dev):
 
 def test_alarms_notify_an_encrypted_topic(dev):
     alarms = dev.service.find_resources("AWS::CloudWatch::Alarm")
-    functions = 1 + len(_STEPS) + len(PAYMENT_STEPS) + 2 + 2  # API, steps, webhooks, sync
+    functions = 2 + len(_STEPS) + len(PAYMENT_STEPS) + 2 + 2  # API (2), steps, webhooks, sync
     machines = 3  # onboarding, payments, payables sync: failed + timed out each
     webhooks = 7  # DLQ depth and age, queue age, 4xx rate, 5xx, signatures, the secret
     assert len(alarms) == functions + 2 * machines + 1 + webhooks  # + the API's 5xx

@@ -10,9 +10,10 @@
 | GET /companies/{companyId}/bills/{billId}/payments/{paymentId} | the payment's state |
 
 Every route parses its body the same way (`billpay.api.bodies`): a body the API cannot parse is a
-400, a content type other than JSON a 415. Codat is called only by DELETE and the payables writes,
-and its SDK is imported only then (`default_dependencies`), so the other routes never pay for it
-at cold start.
+400, a content type other than JSON a 415. Codat is called only by DELETE and the payables writes:
+API Gateway sends those routes to a function of their own (billpay.api.codat_handler, the same
+resolver with Codat's client), so only that function imports Codat's SDK and the other routes
+never pay for it at cold start. Here Codat is `no_codat`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from pydantic import ValidationError
@@ -32,6 +33,7 @@ from billpay.api.payables import PayablesApi, default_payables
 from billpay.api.payables import router as payables_routes
 from billpay.bills.models import RECORD_ID_PATTERN, CompanyNotReadyError
 from billpay.bills.repository import DynamoPayablesRepository
+from billpay.bills.writes import PayablesWriter
 from billpay.codat.errors import CodatError, CodatRateLimitedError, CodatUnavailableError
 from billpay.companies.models import COMPANY_ID_PATTERN
 from billpay.companies.ports import CompanyRepository
@@ -69,14 +71,20 @@ class ApiDependencies:
     payments: payments.Intake | None = None
 
 
-def _codat() -> Codat:
-    # Imported here, not at the top: the SDK costs 0.5-0.8 s of cold start.
-    from billpay.codat.client import codat_client
-
-    return codat_client()
+class CodatForApi(Codat, PayablesWriter, Protocol):
+    """What the API's Codat routes call: offboarding's unlink and the payables writes."""
 
 
-def default_dependencies() -> ApiDependencies:
+def no_codat() -> CodatForApi:
+    """Codat in the function that serves the routes which do not call it: reaching this means API
+    Gateway sent a Codat route to the wrong function (infra/constructs/api.py)."""
+    raise RuntimeError(
+        "this route calls Codat and is served by the API's Codat function "
+        "(billpay.api.codat_handler), not by billpay.api.handler"
+    )
+
+
+def default_dependencies(codat: Callable[[], CodatForApi] = no_codat) -> ApiDependencies:
     config = settings()
     if not config.onboarding_state_machine_arn:
         raise RuntimeError("ONBOARDING_STATE_MACHINE_ARN is not set for the API function")
@@ -84,8 +92,8 @@ def default_dependencies() -> ApiDependencies:
     return ApiDependencies(
         companies=companies,
         onboarding=StepFunctionsWorkflow(aws.stepfunctions(), config.onboarding_state_machine_arn),
-        codat=_codat,
-        payables=default_payables(companies),
+        codat=codat,
+        payables=default_payables(companies, codat),
         payments=_payments(companies),
     )
 
@@ -252,10 +260,14 @@ def _error(
     return _json(status, {"error": error})
 
 
+def serve(event: dict[str, Any], context: LambdaContext, deps: ApiDependencies) -> dict[str, Any]:
+    app.append_context(deps=deps, payables=deps.payables)
+    return app.resolve(event, context)
+
+
 @logger.inject_lambda_context(clear_state=True)
 def handler(
     event: dict[str, Any], context: LambdaContext, deps: ApiDependencies | None = None
 ) -> dict[str, Any]:
-    deps = deps or default_dependencies()
-    app.append_context(deps=deps, payables=deps.payables)
-    return app.resolve(event, context)
+    """Every route but the ones that call Codat (billpay.api.codat_handler)."""
+    return serve(event, context, deps or default_dependencies())

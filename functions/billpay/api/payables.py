@@ -58,7 +58,9 @@ class PayablesApi:
     writes: writes.WriteDependencies
 
 
-def default_payables(companies: CompanyRepository) -> PayablesApi:
+def default_payables(
+    companies: CompanyRepository, codat: Callable[[], writes.PayablesWriter]
+) -> PayablesApi:
     config = settings()
     if not config.payables_table or not config.page_token_key_secret_arn:
         raise RuntimeError("PAYABLES_TABLE and PAGE_TOKEN_KEY_SECRET_ARN must be set for the API")
@@ -67,7 +69,7 @@ def default_payables(companies: CompanyRepository) -> PayablesApi:
         companies=companies,
         reader=table,
         tokens=_page_tokens,
-        writes=writes.WriteDependencies(companies=companies, payables=table, codat=_codat),
+        writes=writes.WriteDependencies(companies=companies, payables=table, codat=codat),
     )
 
 
@@ -78,12 +80,6 @@ def _page_tokens() -> PageTokens:
     assert arn is not None
     secret = aws.secretsmanager().get_secret_value(SecretId=arn)["SecretString"]
     return PageTokens(secret.encode())
-
-
-def _codat() -> writes.PayablesWriter:
-    from billpay.codat.client import codat_client  # the SDK: 0.5-0.8 s, only for writes
-
-    return codat_client()
 
 
 def _api() -> PayablesApi:

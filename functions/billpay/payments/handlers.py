@@ -1,9 +1,10 @@
-"""The payment state machine's steps (infra/constructs/payments.py). Thin: parse which payment,
-run one step of billpay.payments.logic, answer what the state machine does next.
+"""The payment state machine's steps that do not call Codat (infra/constructs/payments.py): TakeBill,
+Finish, GiveUp. Thin: parse which payment, run one step of billpay.payments.logic, answer what the
+state machine does next. The steps that call Codat (Check, Submit, Reconcile) are in
+billpay.payments.codat_handlers, the only module here that imports Codat's SDK.
 
 An exception fails the task: the state machine retries it, and the step, reading the record first,
-carries on from what the failed try recorded. Codat's SDK is imported only by the steps that call
-Codat (Check, Submit, Reconcile), when they first do.
+carries on from what the failed try recorded.
 """
 
 from __future__ import annotations
@@ -27,22 +28,21 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
-def _codat() -> CodatPayables:
-    # Imported here, not at the top: the SDK costs 0.5-0.8 s of cold start.
-    from billpay.codat.client import codat_client
-    from billpay.payments.codat import CodatPayablesAdapter
+def no_codat() -> CodatPayables:
+    raise RuntimeError(
+        "this payment step does not call Codat; Check, Submit and Reconcile do "
+        "(billpay.payments.codat_handlers)"
+    )
 
-    return CodatPayablesAdapter(codat_client())
 
-
-def default_workflow() -> Workflow:
+def default_workflow(codat: Callable[[], CodatPayables] = no_codat) -> Workflow:
     config = settings()
     return Workflow(
         payments=DynamoPaymentStore(
             aws.dynamodb(), required(config.payments_table, "PAYMENTS_TABLE")
         ),
         companies=DynamoCompanyRepository(aws.dynamodb(), config.companies_table),
-        codat=_codat,
+        codat=codat,
         bill_payments=DynamoPayablesRepository(
             aws.dynamodb(), required(config.payables_table, "PAYABLES_TABLE")
         ),
@@ -79,46 +79,23 @@ def _answer(name: str, ref: PaymentRef, step: Step) -> dict[str, Any]:
 Decide = Callable[[PaymentRef, Workflow], Step]
 
 
-def _step(
-    name: str, decide: Decide, event: dict[str, Any], flow: Workflow | None
-) -> dict[str, Any]:
+def run_step(name: str, decide: Decide, event: dict[str, Any], flow: Workflow) -> dict[str, Any]:
     ref = PaymentRef.model_validate(event)
-    return _answer(name, ref, decide(ref, flow or default_workflow()))
+    return _answer(name, ref, decide(ref, flow))
 
 
 @logger.inject_lambda_context(clear_state=True)
 def take_bill(
     event: dict[str, Any], context: LambdaContext, flow: Workflow | None = None
 ) -> dict[str, Any]:
-    return _step("TakeBill", logic.take_bill, event, flow)
-
-
-@logger.inject_lambda_context(clear_state=True)
-def check(
-    event: dict[str, Any], context: LambdaContext, flow: Workflow | None = None
-) -> dict[str, Any]:
-    return _step("Check", logic.check, event, flow)
-
-
-@logger.inject_lambda_context(clear_state=True)
-def submit(
-    event: dict[str, Any], context: LambdaContext, flow: Workflow | None = None
-) -> dict[str, Any]:
-    return _step("Submit", logic.submit, event, flow)
-
-
-@logger.inject_lambda_context(clear_state=True)
-def reconcile(
-    event: dict[str, Any], context: LambdaContext, flow: Workflow | None = None
-) -> dict[str, Any]:
-    return _step("Reconcile", logic.reconcile, event, flow)
+    return run_step("TakeBill", logic.take_bill, event, flow or default_workflow())
 
 
 @logger.inject_lambda_context(clear_state=True)
 def finish(
     event: dict[str, Any], context: LambdaContext, flow: Workflow | None = None
 ) -> dict[str, Any]:
-    return _step("Finish", logic.finish, event, flow)
+    return run_step("Finish", logic.finish, event, flow or default_workflow())
 
 
 @logger.inject_lambda_context(clear_state=True)

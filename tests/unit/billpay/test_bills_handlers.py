@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from billpay.bills import handlers
+from billpay.bills import codat_handlers, handlers
 from billpay.bills.models import RequestState, WriteRequest
 from billpay.bills.repository import DynamoPayablesRepository
 from billpay.bills.sync import SyncRequest, sync_run_id
@@ -49,25 +49,25 @@ def deps():
     codat.put_supplier(supplier(0))
     for n in range(35):
         codat.put_bill(bill(n))
-    return handlers.SyncDependencies(companies, FakeSource(codat), InMemoryPayables())
+    return codat_handlers.SyncDependencies(companies, FakeSource(codat), InMemoryPayables())
 
 
 def test_a_step_starts_from_a_request_and_goes_on_from_its_cursor(deps):
-    state = handlers.sync_payables(
+    state = codat_handlers.sync_payables(
         {"companyId": "smb-1", "runId": "run-1", "pagesPerStep": 2}, Context(), deps=deps
     )
     assert state["done"] is False
     assert state["stats"]["pages"] == 2
     steps = 1
     while not state["done"]:
-        state = handlers.sync_payables(state, Context(), deps=deps)
+        state = codat_handlers.sync_payables(state, Context(), deps=deps)
         steps += 1
     assert len(deps.store.bills_of("smb-1")) == 35
     assert steps == 3  # 1 + 4 + 1 pages, two a step
 
 
 def test_a_step_hands_over_when_its_time_is_nearly_up(deps):
-    state = handlers.sync_payables(
+    state = codat_handlers.sync_payables(
         {"companyId": "smb-1", "runId": "run-1"}, Context(remaining_ms=1_000), deps=deps
     )
     assert state["stats"]["pages"] == 0
