@@ -220,6 +220,10 @@ def test_a_duplicate_start_is_the_same_onboarding(product, http):
     assert refused["status"] == "FAILED"
     assert "another onboarding execution" in refused["cause"]
     _authorize(product, http, company_id)
+    # Started again once it finished (READY): the same answer, the onboarding that finished
+    finished = http.post("/companies", json=_body(company_id))
+    assert (finished.status_code, finished.json()) == (202, first.json())
+    assert http.get(f"/companies/{company_id}").json()["status"] == "READY"
     assert len(_codat_companies(product, company_id)) == 1
 
 
@@ -455,6 +459,8 @@ def test_offboarding_unlinks_keeps_the_data_readable_and_is_idempotent(product, 
     company = http.get(f"/companies/{company_id}").json()
     assert company["status"] == "OFFBOARDED"
     assert company["dataTypes"] == ready["dataTypes"]
+    # The product's copy of its books stays readable (as last synced)
+    assert http.get(f"/companies/{company_id}/suppliers").status_code == 200
     assert http.post(f"/companies/{company_id}/relink").status_code == 409
 
 
