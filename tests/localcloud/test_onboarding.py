@@ -376,7 +376,12 @@ def test_codat_failing_on_create_company_leaves_exactly_one_company(product, htt
     ready = _authorize(product, http, company_id)
     (codat_company,) = _codat_companies(product, company_id)
     assert codat_company["id"] == ready["codatCompanyId"]
+    assert product.emulator.faults.rules() == []  # the fault did fire
     states = _states_entered(product, execution_arn)
+    if fault["kind"] != "rate_limit":
+        # The step failed with a retryable error and Step Functions ran it again
+        history = json.dumps(product.cloud.history(execution_arn))
+        assert "CodatUnavailableError" in history
     if fault["kind"] == "rate_limit":
         # Waited for Retry-After in a Wait state, then ran the step again
         assert "CreateCodatCompanyHoldForRateLimit" in states
