@@ -380,7 +380,7 @@ def test_codat_failing_on_create_company_leaves_exactly_one_company(product, htt
     states = _states_entered(product, execution_arn)
     if fault["kind"] != "rate_limit":
         # The step failed with a retryable error and Step Functions ran it again
-        history = json.dumps(product.cloud.history(execution_arn))
+        history = json.dumps(product.cloud.history(execution_arn), default=str)
         assert "CodatUnavailableError" in history
     if fault["kind"] == "rate_limit":
         # Waited for Retry-After in a Wait state, then ran the step again
