@@ -220,6 +220,10 @@ def test_a_duplicate_start_is_the_same_onboarding(product, http):
     assert refused["status"] == "FAILED"
     assert "another onboarding execution" in refused["cause"]
     _authorize(product, http, company_id)
+    # Started again once it finished (READY): the same answer, the onboarding that finished
+    finished = http.post("/companies", json=_body(company_id))
+    assert (finished.status_code, finished.json()) == (202, first.json())
+    assert http.get(f"/companies/{company_id}").json()["status"] == "READY"
     assert len(_codat_companies(product, company_id)) == 1
 
 
@@ -372,7 +376,12 @@ def test_codat_failing_on_create_company_leaves_exactly_one_company(product, htt
     ready = _authorize(product, http, company_id)
     (codat_company,) = _codat_companies(product, company_id)
     assert codat_company["id"] == ready["codatCompanyId"]
+    assert product.emulator.faults.rules() == []  # the fault did fire
     states = _states_entered(product, execution_arn)
+    if fault["kind"] != "rate_limit":
+        # The step failed with a retryable error and Step Functions ran it again
+        history = json.dumps(product.cloud.history(execution_arn), default=str)
+        assert "CodatUnavailableError" in history
     if fault["kind"] == "rate_limit":
         # Waited for Retry-After in a Wait state, then ran the step again
         assert "CreateCodatCompanyHoldForRateLimit" in states
@@ -455,6 +464,8 @@ def test_offboarding_unlinks_keeps_the_data_readable_and_is_idempotent(product, 
     company = http.get(f"/companies/{company_id}").json()
     assert company["status"] == "OFFBOARDED"
     assert company["dataTypes"] == ready["dataTypes"]
+    # The product's copy of its books stays readable (as last synced)
+    assert http.get(f"/companies/{company_id}/suppliers").status_code == 200
     assert http.post(f"/companies/{company_id}/relink").status_code == 409
 
 

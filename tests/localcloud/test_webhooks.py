@@ -263,8 +263,11 @@ def _signed(world, body: bytes, content_type="application/json", sign_body=None)
 def test_every_bad_input_is_rejected_with_nothing_stored(world):
     good = json.dumps({"id": "e", "eventType": "read.completed",
                        "generatedDate": "2026-11-25T10:00:00Z", "payload": {}}).encode()  # fmt: skip
+    deep = b"[" * 100_000 + b"]" * 100_000
     cases = [
         ("not JSON", b"{nope", _signed(world, b"{nope"), 400),
+        ("nested too deep", deep, _signed(world, deep), 400),  # RecursionError, not a 502
+        ("nested too deep, as text", deep, _signed(world, deep, content_type="text/plain"), 415),
         ("not an envelope", b'{"hello": 1}', _signed(world, b'{"hello": 1}'), 400),
         ("oversized", b"x" * 300_000, _signed(world, b"x" * 300_000), 413),
         ("wrong content type", good, _signed(world, good, content_type="text/plain"), 415),

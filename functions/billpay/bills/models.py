@@ -58,6 +58,10 @@ class CompanyNotReadyError(BillPayError):
 
 # Bills are shown while the SMB relinks (as last synced); they change only once it is READY.
 READABLE_STATUSES = frozenset({CompanyStatus.READY, CompanyStatus.NEEDS_RELINK})
+# The product's copy of them stays readable after offboarding too (as last synced, never synced
+# or written again): offboarding keeps a company's data readable. Reads of Codat itself (a
+# payment's reconcile) keep READABLE_STATUSES: an unlinked connection has nothing to read.
+COPY_READABLE_STATUSES = READABLE_STATUSES | {CompanyStatus.OFFBOARDED}
 WRITABLE_STATUSES = frozenset({CompanyStatus.READY})
 # The sync runs from the first read on: onboarding's initial load happens before READY.
 SYNCABLE_STATUSES = frozenset(

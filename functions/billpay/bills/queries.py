@@ -14,7 +14,7 @@ from typing import Annotated, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from billpay.bills.models import (
-    READABLE_STATUSES,
+    COPY_READABLE_STATUSES,
     BillRecord,
     BillStatus,
     Connection,
@@ -137,4 +137,4 @@ def readable_company(companies: CompanyRepository, company_id: str) -> Connectio
     company = companies.get(company_id)
     if company is None:
         raise NotFoundError(f"company {company_id!r} is not known")
-    return Connection.of(company, READABLE_STATUSES)
+    return Connection.of(company, COPY_READABLE_STATUSES)

@@ -7,6 +7,12 @@
   SDK's own retries OFF: its default policy re-sends POSTs, which without an Idempotency-Key can
   create twice, and its back-off sleeps inside the Lambda. The workflow retries instead, with
   back-off and honouring Retry-After (see billpay.codat.errors);
+- tries a READ again in the Lambda, briefly, when it failed fast with a 5xx or a refused
+  connection: at most READ_RETRIES more times, READ_RETRY_PAUSE_SECONDS apart (then doubled),
+  and only while READ_RETRY_BUDGET_SECONDS have not passed since the first try. Never a write
+  (without an Idempotency-Key it could be applied twice; with one, Codat replays its stored 5xx
+  for 90 minutes), a 429 (the throttle holds), a 409 (still syncing: minutes, not seconds) or a
+  timeout (another would spend the Lambda's time): those go to the workflow's Retry;
 - maps whatever goes wrong to billpay.codat.errors, recording Codat's correlationId; a 429 holds
   the throttle for its Retry-After.
 
@@ -25,6 +31,7 @@ import base64
 import json
 import math
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -90,6 +97,10 @@ READ_TIMEOUT_SECONDS = 10.0
 API_KEY_TTL = timedelta(minutes=5)
 # A 429 without a usable Retry-After still holds every caller back this long.
 DEFAULT_RETRY_AFTER_SECONDS = 60
+# Short in-Lambda retries of a read that failed fast (see the module docstring).
+READ_RETRIES = 2
+READ_RETRY_PAUSE_SECONDS = 0.25
+READ_RETRY_BUDGET_SECONDS = 5.0
 
 
 def _utcnow() -> datetime:
@@ -100,13 +111,20 @@ class CodatClient:
     """The Codat operations the product uses, each returning billpay.codat.models views."""
 
     def __init__(
-        self, sdk: CodatSyncPayables, throttle: ThrottleStore, clock: Clock = _utcnow
+        self,
+        sdk: CodatSyncPayables,
+        throttle: ThrottleStore,
+        clock: Clock = _utcnow,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         # Any: the SDK's method groups do not type-check (its api modules define a request model
         # and a method group under the same names); the views below are what is typed.
         self._sdk: Any = sdk
         self._throttle = throttle
         self._clock = clock
+        self._sleep = sleep
+        self._monotonic = monotonic
 
     # --- companies -------------------------------------------------------------------------
 
@@ -420,27 +438,55 @@ class CodatClient:
                 f"({held.reason}); not calling Codat",
                 retry_after_seconds=wait,
             )
-        try:
-            return call()
-        except Exception as exc:
-            error = codat_error(exc, method, operation)
-            if error is None:
-                raise
-            if isinstance(error, CodatRateLimitedError):
-                wait = error.retry_after_seconds or DEFAULT_RETRY_AFTER_SECONDS
-                self._throttle.hold(
-                    Throttle(until=now + timedelta(seconds=wait), reason="429", set_at=now)
+        started = self._monotonic()
+        pause = READ_RETRY_PAUSE_SECONDS
+        for attempt in range(READ_RETRIES + 1):
+            try:
+                return call()
+            except Exception as exc:
+                error = codat_error(exc, method, operation)
+                if error is None:
+                    raise
+                again = (
+                    attempt < READ_RETRIES
+                    and _fails_fast(method, exc, error)
+                    and self._monotonic() - started + pause < READ_RETRY_BUDGET_SECONDS
                 )
-            logger.warning(
-                "Codat call failed",
-                extra={
-                    "operation": operation,
-                    "status": error.status,
-                    "correlation_id": error.correlation_id,
-                    "error": type(error).__name__,
-                },
+                if not again:
+                    self._failed(error, now, operation)
+                    raise error from exc
+                logger.info(
+                    "Codat read failed; trying again",
+                    extra={"operation": operation, "status": error.status, "attempt": attempt + 1},
+                )
+                self._sleep(pause)
+                pause *= 2
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _failed(self, error: CodatError, now: datetime, operation: str) -> None:
+        """What a failed call leaves behind: a 429's hold on the throttle, and a log line."""
+        if isinstance(error, CodatRateLimitedError):
+            wait = error.retry_after_seconds or DEFAULT_RETRY_AFTER_SECONDS
+            self._throttle.hold(
+                Throttle(until=now + timedelta(seconds=wait), reason="429", set_at=now)
             )
-            raise error from exc
+        logger.warning(
+            "Codat call failed",
+            extra={
+                "operation": operation,
+                "status": error.status,
+                "correlation_id": error.correlation_id,
+                "error": type(error).__name__,
+            },
+        )
+
+
+def _fails_fast(method: str, exc: BaseException, error: CodatError) -> bool:
+    """A read that Codat answered with a 5xx, or whose connection was refused: worth trying again
+    at once. Not a timeout (it would spend as long again) nor anything but CodatUnavailableError."""
+    if method != "GET" or type(error) is not CodatUnavailableError:
+        return False
+    return not isinstance(exc, httpx.TimeoutException | NoResponseError)
 
 
 def codat_error(exc: BaseException, method: str, operation: str) -> CodatError | None:

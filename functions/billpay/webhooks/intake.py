@@ -100,7 +100,8 @@ class InvalidEnvelope(ValueError):
 def parse_envelope(body: bytes) -> Envelope:
     try:
         document = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        # RecursionError: nested deeper than Python's parser goes (not a ValueError).
         raise InvalidEnvelope("the body is not JSON") from None
     if not isinstance(document, dict):
         raise InvalidEnvelope("the body is not a JSON object")

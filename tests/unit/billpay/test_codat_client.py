@@ -95,9 +95,14 @@ def throttle():
 
 
 @pytest.fixture
-def client(codat, throttle):
+def slept():
+    return []
+
+
+@pytest.fixture
+def client(codat, throttle, slept):
     sdk = sdk_for(BASE, "test-key", http=httpx.Client(transport=httpx.MockTransport(codat)))
-    return CodatClient(sdk, throttle, clock=lambda: T0)
+    return CodatClient(sdk, throttle, clock=lambda: T0, sleep=slept.append)
 
 
 def test_every_call_carries_codats_basic_auth(client, codat):
@@ -211,6 +216,68 @@ def test_no_answer_at_all_is_unavailable(client, codat, fault):
     codat.on("POST", "/companies", fault)
     with pytest.raises(CodatUnavailableError):
         client.create_company("Acme Ltd", {})
+    assert len(codat.requests) == 1
+
+
+CONNECTION_PATH = "/companies/co-1/connections/conn-1"
+
+
+def test_a_read_that_fails_fast_is_tried_again_in_the_lambda_briefly(client, codat, slept):
+    codat.on(
+        "GET",
+        CONNECTION_PATH,
+        httpx.Response(503, json=_codat_error(503)),
+        httpx.Response(200, json=_connection("Linked")),
+    )
+    assert client.get_connection("co-1", "conn-1").status == "Linked"
+    assert len(codat.requests) == 2
+    assert slept == [0.25]
+
+
+def test_a_read_still_failing_goes_to_the_workflow_after_two_more_tries(client, codat, slept):
+    codat.on("GET", CONNECTION_PATH, httpx.Response(500, json=_codat_error(500)))
+    with pytest.raises(CodatUnavailableError) as caught:
+        client.get_connection("co-1", "conn-1")
+    assert caught.value.correlation_id == "corr-1"
+    assert len(codat.requests) == 3
+    assert slept == [0.25, 0.5]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "answer"),
+    [
+        ("POST", "/companies", httpx.Response(500, json=_codat_error(500))),  # a write
+        ("GET", CONNECTION_PATH, httpx.ReadTimeout("read timed out")),  # slow: the workflow's
+        ("GET", CONNECTION_PATH, httpx.Response(429, json=_codat_error(429))),  # the throttle's
+        ("GET", CONNECTION_PATH, httpx.Response(409, json=_codat_error(409))),  # still syncing
+    ],
+)
+def test_writes_timeouts_rate_limits_and_syncs_are_not_tried_again_in_the_lambda(
+    client, codat, slept, method, path, answer
+):
+    codat.on(method, path, answer)
+    call = (
+        (lambda: client.create_company("Acme Ltd", {}))
+        if method == "POST"
+        else (lambda: client.get_connection("co-1", "conn-1"))
+    )
+    with pytest.raises(CodatError):
+        call()
+    assert len(codat.requests) == 1
+    assert slept == []
+
+
+def _no_sleep(seconds: float) -> None:
+    raise AssertionError(f"slept {seconds} s past the budget")
+
+
+def test_in_lambda_retries_stop_at_their_time_budget(codat, throttle):
+    codat.on("GET", CONNECTION_PATH, httpx.Response(502, json=_codat_error(502)))
+    ticks = iter([0.0, 4.9])  # the first try took 4.9 s: no time for another
+    sdk = sdk_for(BASE, "test-key", http=httpx.Client(transport=httpx.MockTransport(codat)))
+    client = CodatClient(sdk, throttle, clock=lambda: T0, sleep=_no_sleep, monotonic=ticks.__next__)
+    with pytest.raises(CodatUnavailableError):
+        client.get_connection("co-1", "conn-1")
     assert len(codat.requests) == 1
 
 

@@ -241,6 +241,17 @@ def test_one_bill_one_supplier_and_the_payment_accounts(deps):
     assert [a["id"] for a in body["items"]] == ["acc-1"]
 
 
+def test_an_offboarded_companys_copy_stays_readable_but_takes_no_writes(deps, companies, codat):
+    companies.items["smb-1"] = ready_company("smb-1", status=CompanyStatus.OFFBOARDED)
+    status, body, _ = call(deps, "GET", "/companies/smb-1/bills", query={"status": "Open"})
+    assert (status, len(body["items"])) == (200, 10)
+    assert call(deps, "GET", "/companies/smb-1/suppliers/sup-1")[0] == 200
+    assert call(deps, "GET", "/companies/smb-1/payment-accounts")[0] == 200
+    status, body, _ = call(deps, "POST", "/companies/smb-1/bills", body=_bill_body())
+    assert (status, body["error"]["code"]) == (409, "CompanyNotReady")
+    assert codat.calls == []
+
+
 @pytest.mark.parametrize(
     ("path", "query", "status", "code"),
     [

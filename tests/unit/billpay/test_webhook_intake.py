@@ -128,6 +128,7 @@ def _bad_requests():
     no_payload = json.dumps({**envelope(), "payload": None}).encode()
     bad_date = json.dumps({**envelope(), "generatedDate": "yesterday"}).encode()
     array = b"[1, 2]"
+    deep = b"[" * 100_000 + b"]" * 100_000  # deeper than Python's parser goes: RecursionError
     big = json.dumps({**envelope(), "pad": "x" * intake.MAX_BODY_BYTES}).encode()
     return [
         ("wrong content type", {**signed(good), "content-type": "text/plain"}, good, 415),
@@ -137,6 +138,7 @@ def _bad_requests():
         ("signed another body", signed(good), good.replace(b"smb-1", b"smb-2"), 401),
         ("stale", signed(good, at=NOW.replace(minute=50, hour=9)), good, 401),
         ("not json", signed(not_json), not_json, 400),
+        ("nested too deep", signed(deep), deep, 400),
         ("not an object", signed(array), array, 400),
         ("no payload", signed(no_payload), no_payload, 400),
         ("bad generatedDate", signed(bad_date), bad_date, 400),
