@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import socket
 import string
@@ -59,7 +60,10 @@ def cli_run(tmp_path_factory: pytest.TempPathFactory) -> CliRun:
         )
     work = tmp_path_factory.mktemp("cdk-cli")
     outdir = work / "assembly"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_"))}
+    # Nothing of make's environment either: the Makefile exports the Node notices' silencers.
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_", "JSII_SILENCE_"))
+    }
     env.update(
         _dummy_credentials(),
         AWS_CONFIG_FILE=str(work / "no-aws-config"),
@@ -70,9 +74,10 @@ def cli_run(tmp_path_factory: pytest.TempPathFactory) -> CliRun:
         CDK_DEFAULT_ACCOUNT=ACCOUNT,
         CDK_DISABLE_CLI_TELEMETRY="true",
         npm_config_update_notifier="false",
-        # This machine's Node is 20: jsii and the CLI's AWS SDK each print a notice about Node's
-        # own support dates. The Makefile silences both the same way; on Node 22+ neither prints.
-        JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
+        # This machine's Node is 20. jsii's notice about it is the app's to silence (app.py), so
+        # it is not set here. The CLI's own AWS SDK prints one too once it has credentials, before
+        # the app runs; only the engineer's environment can silence that (the Makefile does, the
+        # README says how), and on Node 22+ it does not print.
         AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED="true",
     )
     command = ["npx", "--no", "--", "cdk", "synth", "--no-notices", "-c", f"stage={STAGE}"]
@@ -110,10 +115,24 @@ def test_the_cli_synth_is_for_the_account_and_passes_cdk_nag(cli_run):
     assert f"arn:aws:states:{REGION}:{ACCOUNT}:execution:BillPay-{STAGE}-onboarding:*" in service
 
 
+# Everything `cdk synth --output DIR` may print: any other line (a CDK or cdk-nag warning, the
+# feature-flag notice, jsii's Node banner, which never says "warn") fails the test.
+EXPECTED_OUTPUT = (
+    re.compile(r"Bundling asset \S+\.\.\."),
+    re.compile(r"Successfully synthesized to \S+"),
+    re.compile(r"Supply a stack id \(.+\) to display its template\."),
+)
+
+
 def test_the_cli_prints_no_warning(cli_run):
     assert cli_run.returncode == 0, cli_run.stderr
     output = cli_run.stdout + cli_run.stderr
-    assert [line for line in output.splitlines() if "warn" in line.lower()] == []
+    unexpected = [
+        line
+        for line in output.splitlines()
+        if line.strip() and not any(p.fullmatch(line.strip()) for p in EXPECTED_OUTPUT)
+    ]
+    assert unexpected == []
 
 
 def test_the_cli_templates_have_no_cfn_lint_error_or_warning(cli_run):
