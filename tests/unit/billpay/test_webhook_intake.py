@@ -136,6 +136,7 @@ def _bad_requests():
         ("unsigned", {"content-type": "application/json"}, good, 401),
         ("signed another body", signed(good), good.replace(b"smb-1", b"smb-2"), 401),
         ("stale", signed(good, at=NOW.replace(minute=50, hour=9)), good, 401),
+        ("from the future", signed(good, at=NOW.replace(minute=6)), good, 401),
         ("not json", signed(not_json), not_json, 400),
         ("not an object", signed(array), array, 400),
         ("no payload", signed(no_payload), no_payload, 400),
@@ -151,6 +152,9 @@ def test_bad_input_is_a_short_4xx_and_nothing_is_stored(case, headers, body, sta
     assert set(answer.body) == {"error"}
     assert store.items == {}
     assert queue.sent == []
+    # Counted: signature failures apart (their own alarm), the rest as invalid (the 4xx rate)
+    counted = intake.Metric.UNAUTHORIZED if status == 401 else intake.Metric.INVALID
+    assert answer.metrics == (counted,), case
 
 
 def test_without_a_usable_secret_every_webhook_is_refused_and_counted():
