@@ -123,7 +123,9 @@ def test_the_secret_is_cached_for_a_bounded_time_and_a_rotation_reaches_the_cach
     arn = client.create_secret(Name="codat-webhook", SecretString=old)["ARN"]
     keys = CachedSigningKeys(client, arn, clock)
     assert keys.keys() == [secret_key(old)]
-    client.put_secret_value(SecretId=arn, SecretString=json.dumps({"current": new, "previous": old}))
+    client.put_secret_value(
+        SecretId=arn, SecretString=json.dumps({"current": new, "previous": old})
+    )
     clock.now = CACHE_SECONDS - 1
     assert keys.keys() == [secret_key(old)]  # still the cached value
     clock.now = CACHE_SECONDS
