@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -185,3 +185,13 @@ def test_the_handler_verifies_the_bytes_api_gateway_passes_text_or_base64(capsys
     metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [m["WebhookAccepted"] for m in metrics] == [1, 1]
     assert metrics[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "BillPay"
+
+
+def test_a_stored_event_outlives_codats_two_week_replay_window():
+    """The dedupe record must still be there when an operator replays from Codat's portal (up to
+    two weeks back): the table's TTL (expiresAt) is at least 15 days after receipt."""
+    body = json.dumps(envelope()).encode()
+    store = Store()
+    receive(signed(body), body, store)
+    item = store.items["msg_1"].to_item()
+    assert item["expiresAt"] >= (NOW + timedelta(days=15)).timestamp()
