@@ -30,6 +30,10 @@ WEBHOOK_EVENT_TYPES: tuple[str, ...] = (
     "read.completed",
     "bills.write.successful",
     "bills.write.unsuccessful",
+    # billpay.bills acts on supplier write outcomes too (a sync run; a refused update fails the
+    # product's pending request): without these Codat would never send them.
+    "suppliers.write.successful",
+    "suppliers.write.unsuccessful",
     "billPayments.write.successful",
     "billPayments.write.unsuccessful",
     "client.rateLimit.reached",

@@ -124,3 +124,14 @@ def test_the_check_sees_what_a_handler_imports(imports):
     (api_modules,) = [m for p, m in imports.values() if p["Handler"] == constants.API_HANDLER]
     assert EVENT_HANDLER in api_modules
     assert "botocore.client" in api_modules
+
+
+def test_the_webhook_ingress_imports_only_the_standard_library_and_botocore(imports):
+    """Codat waits 15 s: the ingress verifies with hmac and parses with json, so none of the
+    packages a webhook receiver usually pulls in is loaded (docs/benchmarks.md has its figures)."""
+    (modules,) = [
+        m for props, m in imports.values() if props["Handler"] == constants.WEBHOOK_INGRESS_HANDLER
+    ]
+    heavy = ("pydantic", "pydantic_core", "aws_lambda_powertools", "svix", "standardwebhooks")
+    assert sorted(m for m in modules if m.partition(".")[0] in (*heavy, CODAT_SDK)) == []
+    assert "botocore.client" in modules  # the check sees its real imports

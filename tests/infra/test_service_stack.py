@@ -5,6 +5,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from infra import constants
+from infra.config import STAGES
 from infra.constructs.onboarding import _STEPS
 from infra.constructs.payments import _STEPS as PAYMENT_STEPS
 
@@ -411,6 +412,25 @@ def test_the_webhook_api_is_public_but_behind_waf_throttling_and_the_signature(d
     assert common["RuleActionOverrides"][0]["Name"] == "SizeRestrictions_BODY"
     # No allowlist unless configured: then a first rule blocks every other source.
     assert all(r["Name"] != "OnlyCodatSourceIps" for r in webhook_acl["Properties"]["Rules"])
+    # Its own stage, throttled with the webhook limits (not the product API's)
+    (stage,) = [
+        s["Properties"]
+        for s in dev.service.find_resources("AWS::ApiGateway::Stage").values()
+        if s["Properties"]["RestApiId"]["Ref"].startswith("WebhooksApi")
+    ]
+    (settings,) = stage["MethodSettings"]
+    config = STAGES["dev"]
+    assert (settings["ThrottlingRateLimit"], settings["ThrottlingBurstLimit"]) == (
+        config.webhook_rate_limit,
+        config.webhook_burst_limit,
+    )
+    # The ingress gives up (and answers 5xx, which Codat retries) well inside Codat's 15 s
+    (ingress,) = [
+        f["Properties"]
+        for f in _functions(dev.service).values()
+        if f["Properties"]["Handler"] == constants.WEBHOOK_INGRESS_HANDLER
+    ]
+    assert ingress["Timeout"] <= 10
 
 
 def test_the_webhook_allowlist_blocks_other_sources_when_configured(tmp_path):

@@ -141,12 +141,16 @@ def test_each_event_type_has_its_effect(world):
     # read.completed -> CompanyDataRead
     world.set_status(company_id, CompanyStatus.READY)
     world.control(codat_id, connection_id, "read", {"dataTypes": ["bills"]})
-    # a write's late outcome -> BillWriteFailed
+    # a write's late outcome -> BillWriteFailed; a supplier's -> SupplierWriteSucceeded (the
+    # consumer ops.codat_setup registers is subscribed to both)
     world.control(codat_id, connection_id, "write-results",
                   {"dataType": "bills", "type": "Create", "successful": False})  # fmt: skip
     world.settle()
+    world.control(codat_id, connection_id, "write-results",
+                  {"dataType": "suppliers", "type": "Create", "successful": True})  # fmt: skip
+    world.settle()
     assert [e["detail-type"] for e in world.events_of(company_id)] == [
-        "CompanyDataRead", "BillWriteFailed"
+        "CompanyDataRead", "BillWriteFailed", "SupplierWriteSucceeded"
     ]  # fmt: skip
     # deauthorized -> NEEDS_RELINK and CompanyNeedsRelink
     world.control(codat_id, connection_id, "deauthorize")
@@ -174,6 +178,30 @@ def test_a_cancelled_link_is_a_failed_authorization_with_codats_reason(world):
     assert signal.event_type == "connection.failed"
     assert signal.detail["outcome"] == "failed"
     assert signal.detail["reason"] == "User cancelled"  # the error's errorMessage
+
+
+def test_a_reconnected_connection_is_ready_again_and_a_deleted_one_needs_a_relink(world):
+    company_id, codat_id, connection_id = world.onboarded()
+    world.link(codat_id, connection_id)
+    world.settle()
+    world.set_status(company_id, CompanyStatus.READY)
+    world.control(codat_id, connection_id, "deauthorize")  # connection.disconnected
+    world.settle()
+    assert world.record(company_id).status is CompanyStatus.NEEDS_RELINK
+    # connection.reconnected: the SMB authorizes the same connection again
+    world.link(codat_id, connection_id)
+    world.settle()
+    record = world.record(company_id)
+    assert (record.status, record.connection_status) == (CompanyStatus.READY, "Linked")
+    assert record.signals["authorization"].event_type == "connection.reconnected"
+    # connection.deleted: the connection is gone in Codat
+    world.http.delete(f"/companies/{codat_id}/connections/{connection_id}").raise_for_status()
+    world.settle()
+    assert world.record(company_id).status is CompanyStatus.NEEDS_RELINK
+    relinks = world.events_of(company_id, "CompanyNeedsRelink")
+    assert [e["detail"]["reason"] for e in relinks] == [
+        "connection.disconnected", "connection.deleted"
+    ]  # fmt: skip
 
 
 def test_duplicates_are_applied_once(world):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -137,6 +137,7 @@ def _bad_requests():
         ("unsigned", {"content-type": "application/json"}, good, 401),
         ("signed another body", signed(good), good.replace(b"smb-1", b"smb-2"), 401),
         ("stale", signed(good, at=NOW.replace(minute=50, hour=9)), good, 401),
+        ("from the future", signed(good, at=NOW.replace(minute=6)), good, 401),
         ("not json", signed(not_json), not_json, 400),
         ("nested too deep", signed(deep), deep, 400),
         ("not an object", signed(array), array, 400),
@@ -153,6 +154,9 @@ def test_bad_input_is_a_short_4xx_and_nothing_is_stored(case, headers, body, sta
     assert set(answer.body) == {"error"}
     assert store.items == {}
     assert queue.sent == []
+    # Counted: signature failures apart (their own alarm), the rest as invalid (the 4xx rate)
+    counted = intake.Metric.UNAUTHORIZED if status == 401 else intake.Metric.INVALID
+    assert answer.metrics == (counted,), case
 
 
 def test_without_a_usable_secret_every_webhook_is_refused_and_counted():
@@ -183,3 +187,13 @@ def test_the_handler_verifies_the_bytes_api_gateway_passes_text_or_base64(capsys
     metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [m["WebhookAccepted"] for m in metrics] == [1, 1]
     assert metrics[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "BillPay"
+
+
+def test_a_stored_event_outlives_codats_two_week_replay_window():
+    """The dedupe record must still be there when an operator replays from Codat's portal (up to
+    two weeks back): the table's TTL (expiresAt) is at least 15 days after receipt."""
+    body = json.dumps(envelope()).encode()
+    store = Store()
+    receive(signed(body), body, store)
+    item = store.items["msg_1"].to_item()
+    assert item["expiresAt"] >= (NOW + timedelta(days=15)).timestamp()

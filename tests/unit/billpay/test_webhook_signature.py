@@ -11,7 +11,13 @@ import pytest
 import standardwebhooks
 
 from billpay.webhooks.signature import SignatureError, secret_key, verify
-from billpay.webhooks.signing_secret import SecretUnavailable, parse_secret_value
+from billpay.webhooks.signing_secret import (
+    CACHE_SECONDS,
+    RETRY_SECONDS,
+    CachedSigningKeys,
+    SecretUnavailable,
+    parse_secret_value,
+)
 from codat_emulator.signing import signature_headers
 
 NOW = 1_790_000_000
@@ -100,3 +106,46 @@ def test_secrets_decode_padded_or_not_on_every_python(length):
     assert secret_key("whsec_" + padded.rstrip("=")) == key
     with pytest.raises(ValueError, match="base64"):
         secret_key("whsec_" + padded.rstrip("=") + "*")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_secret_is_cached_for_a_bounded_time_and_a_rotation_reaches_the_cache(aws):
+    """Secrets Manager (moto) holds the secret; the ingress reads it once per CACHE_SECONDS."""
+    client, clock = aws("secretsmanager"), Clock()
+    old, new = new_secret(), new_secret()
+    arn = client.create_secret(Name="codat-webhook", SecretString=old)["ARN"]
+    keys = CachedSigningKeys(client, arn, clock)
+    assert keys.keys() == [secret_key(old)]
+    client.put_secret_value(
+        SecretId=arn, SecretString=json.dumps({"current": new, "previous": old})
+    )
+    clock.now = CACHE_SECONDS - 1
+    assert keys.keys() == [secret_key(old)]  # still the cached value
+    clock.now = CACHE_SECONDS
+    assert keys.keys() == [secret_key(new), secret_key(old)]  # both during the rotation
+
+
+def test_a_missing_unreadable_or_unset_secret_fails_closed_and_is_read_again_soon(aws):
+    client, clock = aws("secretsmanager"), Clock()
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:codat-webhook-AbCdEf"
+    keys = CachedSigningKeys(client, arn, clock)
+    with pytest.raises(SecretUnavailable, match="could not be read"):
+        keys.keys()  # no such secret (or no permission): never an empty key list
+    arn = client.create_secret(Name="codat-webhook", SecretString="placeholder")["ARN"]
+    keys = CachedSigningKeys(client, arn, clock)
+    with pytest.raises(SecretUnavailable, match="not a whsec_"):
+        keys.keys()  # the deploy's placeholder: nothing verifies until the operator sets it
+    secret = new_secret()
+    client.put_secret_value(SecretId=arn, SecretString=secret)
+    clock.now = RETRY_SECONDS - 1
+    with pytest.raises(SecretUnavailable):
+        keys.keys()  # a failure is remembered briefly, not re-read on every request
+    clock.now = RETRY_SECONDS
+    assert keys.keys() == [secret_key(secret)]
