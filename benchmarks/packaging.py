@@ -32,7 +32,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from infra import bytecode, constants, lambda_replica
+from infra import bytecode, lambda_replica
 from infra.constructs.functions import RUNTIME
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,9 +73,6 @@ _FLOORS = {
         "class One(BaseModel):\n    x: int\n",
     ),
 }
-# What a function that calls Codat imports on its first request when its module does not import
-# the SDK at module level (the one client factory, which imports the SDK).
-CODAT_CLIENT = "billpay.codat.client"
 
 
 def _run(args: list[str], env: dict[str, str] | None = None) -> float:
@@ -212,24 +209,6 @@ def import_times(repeats: int) -> tuple[list[list[str]], list[str], list[str]]:
         measured: list[tuple[str, tuple[str, ...], Path, Path]] = [
             (entry.label, (entry.module,), entry.code, source_code[entry.code]) for entry in entries
         ]
-        # A function that calls Codat from a module that does not import the SDK imports it on
-        # its first request: its cold start is that row plus the client's import, measured here.
-        for entry in entries:
-            calls_codat = sorted(
-                h.attribute
-                for h in entry.handlers
-                if constants.ENV_CODAT_API_KEY_SECRET_ARN in h.environment
-            )
-            if calls_codat and CODAT_SDK not in replica.probe(entry).modules:
-                measured.append(
-                    (
-                        f"`{entry.module}` + `{CODAT_CLIENT}`, imported by the first request of "
-                        f"{', '.join(calls_codat)}",
-                        (entry.module, CODAT_CLIENT),
-                        entry.code,
-                        source_code[entry.code],
-                    )
-                )
         # For scale: the Codat SDK on its own, what a function that calls Codat adds; and the
         # third-party floors, compiled (or not) like the code asset.
         code = entries[0].code
