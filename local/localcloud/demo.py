@@ -726,7 +726,9 @@ class Journey:
 
     def _arm_faults(self) -> None:
         rules = [
-            {"kind": "error", "status": 503, "route": BILLS_ROUTE, "method": "GET", "count": 1},
+            # Three: the adapter tries a read that failed fast twice more in the Lambda
+            # (billpay.codat.client), so the third 503 fails the step for Step Functions to retry.
+            {"kind": "error", "status": 503, "route": BILLS_ROUTE, "method": "GET", "count": 3},
             {"kind": "rate_limit", "route": PAYMENT_ROUTE, "method": "POST", "count": 1,
              "retry_after_seconds": 1},
             {"kind": "applied_then_error", "route": PAYMENT_ROUTE, "method": "POST", "count": 1},
@@ -734,8 +736,8 @@ class Journey:
         for rule in rules:
             _expect(self.codat.post("/_emulator/faults", json=rule), 201, "arm a fault")
         self.timeline.note(
-            "faults armed in Codat: a 503 on the first bills read, a 429 and then an applied "
-            "payment answered 500 on the first payment"
+            "faults armed in Codat: 503 on the first three bills reads, a 429 and then an "
+            "applied payment answered 500 on the first payment"
         )
 
     def _faults_did_their_part(self) -> None:
@@ -762,7 +764,8 @@ class Journey:
         _check("UNKNOWN" in statuses and statuses[-1] == "PAID", f"not reconciled: {statuses}")
         _check(full["attempts"] == 1, "the ambiguous payment was sent again under a new key")
         self.result.faults = [
-            f"Codat 503 on a bills read: the step failed and was retried ({retried} retries)",
+            "Codat 503 on three bills reads: tried twice more in the Lambda, then the step "
+            f"failed and Step Functions retried it ({retried} retries)",
             f"Codat 429 on the payment: waited for Retry-After ({waits} waits), same key",
             "payment applied but answered 500: UNKNOWN, reconciled from the bill to PAID, "
             f"1 payment in Codat ({full['reason']})",

@@ -192,14 +192,3 @@ def test_a_timeout_is_unavailable(adapter, codat):
     with pytest.raises(CodatUnavailableError):
         adapter.pay_bill(CONNECTION, "bill-7", _body(), "key-1")
     assert len(codat.requests) == 1  # never re-sent by the SDK
-
-
-def test_the_payment_steps_import_codats_sdk_only_when_a_step_calls_codat():
-    from infra import constants
-
-    from .test_codat_imports import _loads_sdk
-
-    module = constants.TAKE_BILL_HANDLER.rpartition(".")[0]
-    assert module == constants.CHECK_PAYMENT_HANDLER.rpartition(".")[0]
-    assert not _loads_sdk(module)
-    assert _loads_sdk("billpay.payments.codat")
