@@ -1,6 +1,7 @@
 """The onboarding state machine, and the step functions it runs: from start to READY.
 
-    RegisterCompany -> CreateCodatCompany -> CreateConnection (PENDING_LINK, LinkReady)
+    RegisterCompany -> StartedEarlier? yes -> StartedEarlier (succeeds, Codat not called)
+      -> CreateCodatCompany -> CreateConnection (PENDING_LINK, LinkReady)
       -> WaitForAuthorization -> AuthorizationOutcome
            linked  -> RecordAuthorization (LINKED) -> WaitForInitialRead -> RecordInitialRead
                       (INITIAL_READ) -> LoadCompanyData -> MarkReady (READY, CompanyReady)
@@ -318,7 +319,12 @@ class OnboardingWorkflow(Construct):
                 "input": sfn.JsonPath.entire_payload,
                 "defaultTimings": self._config.onboarding_timings.as_input(),
             },
-            result_selector={"timings.$": "$.Payload.timings"},
+            result_selector={
+                "timings.$": "$.Payload.timings",
+                "startedEarlier.$": "$.Payload.startedEarlier",
+                "status.$": "$.Payload.status",
+                "onboardingExecutionArn.$": "$.Payload.onboardingExecutionArn",
+            },
             result_path="$.registration",
         )
         # Invalid input or a refused relink: nothing recorded, nothing asked of Codat.
@@ -498,7 +504,18 @@ class OnboardingWorkflow(Construct):
         )
         mark_ready.add_catch(record_failure, errors=[sfn.Errors.ALL], result_path="$.error")
 
-        register.next(create_company).next(create_connection).next(wait_for_authorization)
+        # A start for a company an earlier start took further (the name is free again 90 days
+        # after that execution ended, or the product started another name) ends here, asking
+        # nothing of Codat (billpay.onboarding.logic.started_earlier).
+        register.next(
+            sfn.Choice(self, "StartedEarlier?")
+            .when(
+                sfn.Condition.boolean_equals("$.registration.startedEarlier", True),
+                sfn.Succeed(self, "StartedEarlier"),
+            )
+            .otherwise(create_company)
+        )
+        create_company.next(create_connection).next(wait_for_authorization)
         record_authorization.next(wait_for_initial_read).next(record_initial_read).next(
             load_data
         ).next(mark_ready).next(sfn.Succeed(self, "Ready"))

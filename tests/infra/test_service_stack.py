@@ -262,12 +262,17 @@ def test_the_happy_path_runs_from_register_to_ready(dev):
         path.append(name)
         state = states[name]
         name = (
-            next(c["Next"] for c in state["Choices"] if c.get("StringEquals") == "linked")
+            (
+                state["Default"]
+                if name == "StartedEarlier?"
+                else next(c["Next"] for c in state["Choices"] if c.get("StringEquals") == "linked")
+            )
             if state["Type"] == "Choice"
             else state["Next"]
         )
     assert path == [
         "RegisterCompany",
+        "StartedEarlier?",
         "CreateCodatCompany",
         "CreateConnection",
         "WaitForAuthorization",
@@ -278,6 +283,17 @@ def test_the_happy_path_runs_from_register_to_ready(dev):
         "LoadCompanyData",
         "MarkReady",
     ]
+
+
+def test_a_start_for_a_company_started_earlier_ends_before_codat(dev):
+    states = _definition(dev.service)["States"]
+    (choice,) = states["StartedEarlier?"]["Choices"]
+    assert choice == {
+        "Variable": "$.registration.startedEarlier",
+        "BooleanEquals": True,
+        "Next": "StartedEarlier",
+    }
+    assert states["StartedEarlier"]["Type"] == "Succeed"
 
 
 def test_waits_park_a_task_token_and_reconcile_when_the_interval_passes(dev):

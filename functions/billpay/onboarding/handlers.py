@@ -45,12 +45,24 @@ def event_publisher() -> EventPublisher:
 def register_company(
     event: dict[str, Any], context: LambdaContext, companies: CompanyRepository | None = None
 ) -> dict[str, Any]:
-    """Record the company (a relink: claim it) and answer the timings this execution waits by."""
+    """Record the company (a relink: claim it) and answer the timings this execution waits by, and
+    whether an earlier start already took the company further (this execution then ends at once,
+    its output naming the company's status and its onboarding execution)."""
     command = RegisterCompany.model_validate(event)
     defaults = OnboardingTimings.model_validate(event["defaultTimings"])
     record, timings = logic.register_company(command, companies or company_repository(), defaults)
-    logger.info("company registered", extra={"company_id": record.company_id})
-    return {"companyId": record.company_id, "timings": timings.as_input()}
+    earlier = logic.started_earlier(command, record)
+    logger.info(
+        "company onboarded by an earlier start" if earlier else "company registered",
+        extra={"company_id": record.company_id, "status": record.status},
+    )
+    return {
+        "companyId": record.company_id,
+        "timings": timings.as_input(),
+        "startedEarlier": earlier,
+        "status": record.status,
+        "onboardingExecutionArn": record.onboarding_execution_arn,
+    }
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -100,7 +100,9 @@ def register_company(
     """The first step: record the company (or, for a relink, claim it for this execution).
 
     Returns the record and the timings this execution waits by. Invalid input raises a
-    pydantic ValidationError before anything is written or Codat is called.
+    pydantic ValidationError before anything is written or Codat is called. A start that finds the
+    company past registration returns its record as it is (`started_earlier`); one that finds
+    another execution registering it is a conflict.
     """
     if command.input.get("relink") is not None:
         relink = RelinkInput.model_validate(command.input)
@@ -123,12 +125,25 @@ def register_company(
         existing = companies.get(start.company_id)
         if existing is None:  # deleted between the two calls: nothing sane to return
             raise ConflictError(f"company {start.company_id!r} vanished while registering")
-        if existing.onboarding_execution_arn != command.execution_arn:
+        registering = existing.status is CompanyStatus.REGISTERED
+        if registering and existing.onboarding_execution_arn != command.execution_arn:
             raise ConflictError(
                 f"company {start.company_id!r} was registered by another onboarding execution"
             )
         record = existing
     return record, defaults.overridden(start.timings)
+
+
+def started_earlier(command: RegisterCompany, record: CompanyRecord) -> bool:
+    """A start (not a relink) for a company that an earlier start already took past registration.
+
+    Step Functions keeps an execution's name unique only for 90 days after it ends, so
+    `POST /companies` repeated later runs a second execution for the same company, as does a
+    `StartExecution` under another name. That execution must end at once and ask nothing of Codat:
+    the company stays where its onboarding is or left it (READY, waiting for Link, failed: a relink
+    is what moves a failed one on, `request_relink`).
+    """
+    return command.input.get("relink") is None and record.status is not CompanyStatus.REGISTERED
 
 
 def _claim_for_relink(

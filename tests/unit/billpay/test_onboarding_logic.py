@@ -147,6 +147,25 @@ def test_register_from_another_execution_is_a_conflict():
         onboarding.register_company(_register("arn:exec:2"), companies, DEFAULTS)
 
 
+@pytest.mark.parametrize("arn", ["arn:exec:1", "arn:exec:2"])
+@pytest.mark.parametrize(
+    "status", [CompanyStatus.PENDING_LINK, CompanyStatus.READY, CompanyStatus.LINK_EXPIRED]
+)
+def test_a_start_after_an_earlier_onboarding_finds_the_company_as_it_was(arn, status):
+    # Step Functions frees an execution's name 90 days after it ends: the same name again, or
+    # another name, runs a second start for a company an earlier start took further.
+    companies = InMemoryCompanies()
+    first, _ = onboarding.register_company(_register(), companies, DEFAULTS, now=lambda: T0)
+    assert not onboarding.started_earlier(_register(), first)
+    companies.items["smb-1"] = first.model_copy(update={"status": status})
+    command = _register(arn, name="Renamed Ltd")
+    record, _ = onboarding.register_company(command, companies, DEFAULTS)
+    assert record == companies.items["smb-1"]  # unchanged: not renamed, not re-registered
+    assert onboarding.started_earlier(command, record)
+    relink = RegisterCompany(execution_arn=arn, input={"companyId": "smb-1", "relink": True})
+    assert not onboarding.started_earlier(relink, record)
+
+
 def test_an_execution_input_may_override_the_timings_within_bounds():
     companies = InMemoryCompanies()
     _, timings = onboarding.register_company(
