@@ -220,6 +220,17 @@ def _authorized(companies, codat, events):
     return steps.record_authorization("smb-1", signal.model_dump(by_alias=True), companies)
 
 
+def _initial_read(record, data_types):
+    """The `read.completed.initial` signal for the company's connection, as the wait receives it."""
+    signal = _signal(
+        WaitKind.INITIAL_READ,
+        T0,
+        {"connectionId": record.connection_id, "dataTypes": data_types},
+        "read.completed.initial",
+    )
+    return signal.model_dump(by_alias=True)
+
+
 def test_authorization_moves_the_company_to_linked(companies, codat, events):
     record = _authorized(companies, codat, events)
     assert (record.status, record.connection_status) == (CompanyStatus.LINKED, "Linked")
@@ -228,13 +239,7 @@ def test_authorization_moves_the_company_to_linked(companies, codat, events):
 def test_the_initial_read_records_every_data_type(companies, codat, events):
     record = _authorized(companies, codat, events)
     data_types = {"bills": "Complete", "suppliers": "Complete", "paymentMethods": "FetchError"}
-    signal = _signal(
-        WaitKind.INITIAL_READ,
-        T0,
-        {"connectionId": record.connection_id, "dataTypes": data_types},
-        "read.completed.initial",
-    )
-    read = steps.record_initial_read("smb-1", signal.model_dump(by_alias=True), companies)
+    read = steps.record_initial_read("smb-1", _initial_read(record, data_types), companies)
     # paymentMethods is not one Bill Pay needs: recorded, not fatal
     assert read.status is CompanyStatus.INITIAL_READ
     assert read.data_types == data_types
@@ -243,16 +248,10 @@ def test_the_initial_read_records_every_data_type(companies, codat, events):
 def test_a_needed_data_type_in_error_fails_onboarding_with_the_reason(companies, codat, events):
     record = _authorized(companies, codat, events)
     data_types = {"bills": "AuthError", "suppliers": "Complete", "bankAccounts": "FetchError"}
-    signal = _signal(
-        WaitKind.INITIAL_READ,
-        T0,
-        {"connectionId": record.connection_id, "dataTypes": data_types},
-        "read.completed.initial",
-    )
     with pytest.raises(
         steps.RequiredDataTypeFailed, match=r"bankAccounts \(FetchError\), bills \(AuthError\)"
     ):
-        steps.record_initial_read("smb-1", signal.model_dump(by_alias=True), companies)
+        steps.record_initial_read("smb-1", _initial_read(record, data_types), companies)
     assert companies.items["smb-1"].data_types == data_types
 
 
@@ -274,13 +273,7 @@ def test_ready_is_only_reachable_after_the_initial_read(companies, codat, events
 
 def test_mark_ready_publishes_company_ready(companies, codat, events):
     record = _authorized(companies, codat, events)
-    signal = _signal(
-        WaitKind.INITIAL_READ,
-        T0,
-        {"connectionId": record.connection_id, "dataTypes": {"bills": "Complete"}},
-        "read.completed.initial",
-    )
-    steps.record_initial_read("smb-1", signal.model_dump(by_alias=True), companies)
+    steps.record_initial_read("smb-1", _initial_read(record, {"bills": "Complete"}), companies)
     ready = steps.mark_ready("smb-1", EXECUTION, {"suppliers": {"count": 3}}, companies, events)
     assert ready.status is CompanyStatus.READY
     (event,) = events.of_type("CompanyReady")
@@ -366,13 +359,7 @@ def test_a_failure_after_ready_leaves_the_company_ready_and_publishes_nothing(
     # MarkReady wrote READY and published CompanyReady, then its task timed out: the Catch
     # runs RecordFailure for an onboarding that is done.
     record = _authorized(companies, codat, events)
-    signal = _signal(
-        WaitKind.INITIAL_READ,
-        T0,
-        {"connectionId": record.connection_id, "dataTypes": {"bills": "Complete"}},
-        "read.completed.initial",
-    )
-    steps.record_initial_read("smb-1", signal.model_dump(by_alias=True), companies)
+    steps.record_initial_read("smb-1", _initial_read(record, {"bills": "Complete"}), companies)
     ready = steps.mark_ready("smb-1", EXECUTION, {}, companies, events)
     published = list(events.events)
     timed_out = {"Error": "States.Timeout", "Cause": "States.Timeout"}
