@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -205,3 +206,17 @@ class InMemoryThrottle:
         self.calls.append(("release", reset_at))
         if self.held is not None and self.held.set_at <= reset_at:
             self.held = None
+
+
+@dataclass
+class LambdaContext:
+    """What a handler reads of Lambda's context object (Powertools' logger and the time left)."""
+
+    function_name: str = "billpay-test"
+    remaining_ms: int = 300_000
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:billpay-test"
+    aws_request_id: str = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms

@@ -1,7 +1,6 @@
 """The API handler with in-memory ports: routing, status codes, error bodies."""
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
@@ -12,20 +11,12 @@ from billpay.companies.models import CompanyStatus, Wait, WaitKind
 from billpay.onboarding.logic import register_company
 from billpay.onboarding.models import OnboardingTimings, RegisterCompany
 
-from .fakes import FakeCodat, InMemoryCompanies, InMemoryWorkflow
+from .fakes import FakeCodat, InMemoryCompanies, InMemoryWorkflow, LambdaContext
 
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
 TIMINGS = OnboardingTimings(
     reconcile_interval_seconds=60, link_expiry_seconds=3600, initial_read_timeout_seconds=600
 )
-
-
-@dataclass
-class Context:
-    function_name: str = "api"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:api"
-    aws_request_id: str = "req-1"
 
 
 @pytest.fixture
@@ -57,7 +48,7 @@ def call(deps, method, path, body=None, raw_body=None, content_type="application
         "body": raw_body if raw_body is not None else (json.dumps(body) if body else None),
         "isBase64Encoded": False,
     }
-    answer = handler(event, Context(), deps=deps)
+    answer = handler(event, LambdaContext("api"), deps=deps)
     return answer["statusCode"], json.loads(answer["body"])
 
 
@@ -274,7 +265,7 @@ def test_a_rate_limited_answer_says_when_to_try_again(deps, codat):
         "body": None,
         "isBase64Encoded": False,
     }
-    answer = handler(event, Context(), deps=deps)
+    answer = handler(event, LambdaContext("api"), deps=deps)
     assert answer["statusCode"] == 429
     headers = {**(answer.get("headers") or {}), **(answer.get("multiValueHeaders") or {})}
     assert headers["Retry-After"] in ("42", ["42"])

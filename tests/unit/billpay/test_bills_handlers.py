@@ -2,7 +2,6 @@
 EventBridge target that starts runs once per event and applies a write Codat reports refused to
 the product's ledger of writes (on moto)."""
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,22 +11,10 @@ from billpay.bills.models import RequestState, WriteRequest
 from billpay.bills.repository import DynamoPayablesRepository
 from billpay.bills.sync import SyncRequest, sync_run_id
 
-from .fakes import InMemoryCompanies
+from .fakes import InMemoryCompanies, LambdaContext
 from .payables_fakes import FakeCodat, FakeSource, InMemoryPayables, bill, ready_company, supplier
 
 T_REPORT = datetime.now(UTC).replace(microsecond=0)
-
-
-@dataclass
-class Context:
-    remaining_ms: int = 300_000
-    function_name: str = "sync"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:sync"
-    aws_request_id: str = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
 
 
 class RecordingStarter:
@@ -54,13 +41,15 @@ def deps():
 
 def test_a_step_starts_from_a_request_and_goes_on_from_its_cursor(deps):
     state = codat_handlers.sync_payables(
-        {"companyId": "smb-1", "runId": "run-1", "pagesPerStep": 2}, Context(), deps=deps
+        {"companyId": "smb-1", "runId": "run-1", "pagesPerStep": 2},
+        LambdaContext("sync"),
+        deps=deps,
     )
     assert state["done"] is False
     assert state["stats"]["pages"] == 2
     steps = 1
     while not state["done"]:
-        state = codat_handlers.sync_payables(state, Context(), deps=deps)
+        state = codat_handlers.sync_payables(state, LambdaContext("sync"), deps=deps)
         steps += 1
     assert len(deps.store.bills_of("smb-1")) == 35
     assert steps == 3  # 1 + 4 + 1 pages, two a step
@@ -68,7 +57,9 @@ def test_a_step_starts_from_a_request_and_goes_on_from_its_cursor(deps):
 
 def test_a_step_hands_over_when_its_time_is_nearly_up(deps):
     state = codat_handlers.sync_payables(
-        {"companyId": "smb-1", "runId": "run-1"}, Context(remaining_ms=1_000), deps=deps
+        {"companyId": "smb-1", "runId": "run-1"},
+        LambdaContext("sync", remaining_ms=1_000),
+        deps=deps,
     )
     assert state["stats"]["pages"] == 0
     assert state["done"] is False
@@ -89,23 +80,31 @@ def test_each_cause_starts_one_run_however_often_it_is_delivered():
         dataTypes=[{"dataType": "bills", "status": "Complete"}],
         modifiedFrom="2026-11-01T00:00:00Z",
     )
-    first = handlers.request_sync(read, Context(), starter=starter)
-    again = handlers.request_sync(read, Context(), starter=starter)
+    first = handlers.request_sync(read, LambdaContext("sync"), starter=starter)
+    again = handlers.request_sync(read, LambdaContext("sync"), starter=starter)
     assert first == again
     assert first["started"] is True
     (request,) = starter.started.values()
     assert request.modified_from.isoformat() == "2026-11-01T00:00:00+00:00"
-    handlers.request_sync(_event("CompanyReady"), Context(), starter=starter)
-    handlers.request_sync(_event("SupplierWriteSucceeded", pushId="p"), Context(), starter=starter)
+    handlers.request_sync(_event("CompanyReady"), LambdaContext("sync"), starter=starter)
+    handlers.request_sync(
+        _event("SupplierWriteSucceeded", pushId="p"), LambdaContext("sync"), starter=starter
+    )
     assert len(starter.started) == 3
 
 
 def test_reads_that_touched_no_payables_and_other_events_start_nothing():
     starter = RecordingStarter()
     company_only = _event("CompanyDataRead", dataTypes=[{"dataType": "company"}])
-    assert handlers.request_sync(company_only, Context(), starter=starter)["started"] is False
     assert (
-        handlers.request_sync(_event("LinkReady"), Context(), starter=starter)["started"] is False
+        handlers.request_sync(company_only, LambdaContext("sync"), starter=starter)["started"]
+        is False
+    )
+    assert (
+        handlers.request_sync(_event("LinkReady"), LambdaContext("sync"), starter=starter)[
+            "started"
+        ]
+        is False
     )
     assert starter.started == {}
 
@@ -157,7 +156,7 @@ def test_a_refused_write_fails_the_pending_request_for_it_and_starts_a_run(ledge
     ledger.settle_request("smb-1", "done-7", RequestState.DONE, {"status": 200, "body": {}})
     starter = RecordingStarter()
     event = _refused("BillWriteFailed", "bill-7")
-    answer = handlers.request_sync(event, Context(), starter=starter, ledger=ledger)
+    answer = handlers.request_sync(event, LambdaContext("sync"), starter=starter, ledger=ledger)
     assert answer["requestsFailed"] == ["update-7"]
     failed = ledger.request("smb-1", "update-7")
     assert failed.state is RequestState.FAILED
@@ -168,7 +167,7 @@ def test_a_refused_write_fails_the_pending_request_for_it_and_starts_a_run(ledge
     assert _state(ledger, "done-7") is RequestState.DONE
     assert len(starter.started) == 1  # and the books are read again
     # Delivered again: nothing left to fail, the same run
-    again = handlers.request_sync(event, Context(), starter=starter, ledger=ledger)
+    again = handlers.request_sync(event, LambdaContext("sync"), starter=starter, ledger=ledger)
     assert "requestsFailed" not in again
     assert again["runId"] == answer["runId"]
 
@@ -184,12 +183,14 @@ def test_only_a_refusal_that_names_its_record_fails_a_request(ledger):
         _refused("BillWriteFailed", None, write_type="Create"),  # which create? unknown
         _refused("SupplierWriteFailed", "bill-7"),  # a supplier's id, not the bill's
     ):
-        answer = handlers.request_sync(event, Context(), starter=starter, ledger=ledger)
+        answer = handlers.request_sync(event, LambdaContext("sync"), starter=starter, ledger=ledger)
         assert answer["started"] is True
         assert "requestsFailed" not in answer
     assert {_state(ledger, r) for r in ("update-7", "create", "supplier-1")} == {
         RequestState.PENDING
     }
     supplier_refused = _refused("SupplierWriteFailed", "sup-1")
-    answer = handlers.request_sync(supplier_refused, Context(), starter=starter, ledger=ledger)
+    answer = handlers.request_sync(
+        supplier_refused, LambdaContext("sync"), starter=starter, ledger=ledger
+    )
     assert answer["requestsFailed"] == ["supplier-1"]

@@ -1,17 +1,9 @@
 """What starts a run of the payables sync: the events on the integration bus it listens to."""
 
-from dataclasses import dataclass
-
 from billpay.bills.handlers import request_sync
 from billpay.bills.sync import SyncRequest, sync_run_id
 
-
-@dataclass
-class Context:
-    function_name: str = "request-payables-sync"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-2:123456789012:function:request"
-    aws_request_id: str = "req-1"
+from .fakes import LambdaContext
 
 
 class Starter:
@@ -34,7 +26,9 @@ def _event(detail_type: str, **detail) -> dict:
 
 def test_a_company_reaching_ready_starts_the_initial_load_of_its_books():
     starter = Starter()
-    answer = request_sync(_event("CompanyReady", connectionId="c-1"), Context(), starter)
+    answer = request_sync(
+        _event("CompanyReady", connectionId="c-1"), LambdaContext("request-payables-sync"), starter
+    )
     assert answer == {"started": True, "runId": sync_run_id("smb-1", "CompanyReady:evt-1")}
     (request,) = starter.started
     assert request.company_id == "smb-1"
@@ -48,13 +42,21 @@ def test_a_read_of_the_books_starts_a_run_from_the_reads_modified_from_date():
         dataTypes=[{"dataType": "bills", "status": "Complete"}],
         modifiedFrom="2026-11-01T00:00:00+00:00",
     )
-    assert request_sync(event, Context(), starter)["started"] is True
+    assert request_sync(event, LambdaContext("request-payables-sync"), starter)["started"] is True
     assert starter.started[0].modified_from is not None
 
 
 def test_a_read_that_touched_no_payables_and_other_events_start_nothing():
     starter = Starter()
     other_read = _event("CompanyDataRead", dataTypes=[{"dataType": "invoices"}])
-    assert request_sync(other_read, Context(), starter)["started"] is False
-    assert request_sync(_event("LinkReady"), Context(), starter)["started"] is False
+    assert (
+        request_sync(other_read, LambdaContext("request-payables-sync"), starter)["started"]
+        is False
+    )
+    assert (
+        request_sync(_event("LinkReady"), LambdaContext("request-payables-sync"), starter)[
+            "started"
+        ]
+        is False
+    )
     assert starter.started == []

@@ -29,9 +29,8 @@ from billpay.bills.writes import CreateBill, WriteDependencies, _fingerprint
 from billpay.codat.errors import CodatRejectedError, CodatUnavailableError
 from billpay.companies.models import CompanyStatus
 
-from .fakes import InMemoryCompanies, InMemoryWorkflow
+from .fakes import InMemoryCompanies, InMemoryWorkflow, LambdaContext
 from .payables_fakes import T0, bill, ready_company, supplier
-from .test_api_handler import Context
 
 
 @dataclass
@@ -180,7 +179,7 @@ def call(deps, method, path, body=None, query=None, raw_body=None):
         "body": raw_body if raw_body is not None else (json.dumps(body) if body else None),
         "isBase64Encoded": False,
     }
-    answer = handler(event, Context(), deps=deps)
+    answer = handler(event, LambdaContext("api"), deps=deps)
     headers = {k: v[-1] for k, v in (answer.get("multiValueHeaders") or {}).items()}
     headers.update(answer.get("headers") or {})
     return answer["statusCode"], json.loads(answer["body"]), headers

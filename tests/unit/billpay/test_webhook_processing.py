@@ -13,7 +13,13 @@ from billpay.events import models as events
 from billpay.webhooks import logic, processor
 from billpay.webhooks.store import DynamoWebhookStore, EventStatus, StoredWebhook
 
-from .fakes import InMemoryCompanies, InMemoryThrottle, RecordingPublisher, RecordingResumer
+from .fakes import (
+    InMemoryCompanies,
+    InMemoryThrottle,
+    LambdaContext,
+    RecordingPublisher,
+    RecordingResumer,
+)
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -305,16 +311,6 @@ def test_a_live_claim_makes_a_concurrent_duplicate_back_off(world):
     assert world.record().connection_status is None
 
 
-class Context:
-    def get_remaining_time_in_millis(self):
-        return 25_000
-
-    function_name = "processor"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:eu-west-1:1:function:processor"
-    aws_request_id = "req-1"
-
-
 def test_the_handler_reports_only_the_failed_records(world):
     world.company(status=CompanyStatus.LINKED)
     good = world.receive("connection.connected", connection())
@@ -329,7 +325,7 @@ def test_the_handler_reports_only_the_failed_records(world):
             {"messageId": "m3", "body": "not json"},
         ]
     }
-    answer = processor.handler(batch, Context(), deps)
+    answer = processor.handler(batch, LambdaContext("processor", remaining_ms=25_000), deps)
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m1"}, {"itemIdentifier": "m3"}]}
     assert world.store.get(good).status is EventStatus.APPLIED
     assert world.store.get(poisoned).status is EventStatus.RECEIVED

@@ -4,7 +4,6 @@ every route, and declares the body each handler really parses."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from billpay.api.handler import ApiDependencies, handler
 from ops import openapi
 from ops.__main__ import main as ops_main
 
-from ..billpay.fakes import FakeCodat, InMemoryCompanies, InMemoryWorkflow
+from ..billpay.fakes import FakeCodat, InMemoryCompanies, InMemoryWorkflow, LambdaContext
 
 DOCUMENT = Path(__file__).resolve().parents[3] / "docs" / "openapi.json"
 SIGV4 = [{"sigv4": []}]
@@ -68,14 +67,6 @@ def test_a_route_missing_from_the_table_fails_the_generation(monkeypatch):
         openapi.document()
 
 
-@dataclass
-class Context:
-    function_name: str = "api"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:api"
-    aws_request_id: str = "req-1"
-
-
 def _example_path(path: str) -> str:
     return (
         path.replace("{companyId}", "smb-1")
@@ -108,7 +99,7 @@ def test_the_documented_body_is_the_one_each_handler_parses(generated):
                 "body": "{}",
                 "isBase64Encoded": False,
             }
-            answer = handler(event, Context(), deps=deps)
+            answer = handler(event, LambdaContext("api"), deps=deps)
             assert answer["statusCode"] == 400, (method, path, answer["body"])
             error = json.loads(answer["body"])["error"]
             assert error["code"] == "ValidationError"
